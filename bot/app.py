@@ -1,0 +1,290 @@
+"""Wiring: one object that builds the bot from a config and settings, starts it and stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, time
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.alertmanager import AlertIntake, EndpointAuth, alertmanager_handler
+from bot.clock import Clock, SystemClock
+from bot.config import Config, daily_summary_time
+from bot.dashboard_routes import add_dashboard
+from bot.domain.alerts import HoldPolicy
+from bot.domain.rollout import RolloutSpec
+from bot.flags import WEBHOOK, FlagsFile, Webhooks, read_document
+from bot.metrics import Metrics
+from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
+from bot.server import build_web_app
+from bot.services import incident_outbox
+from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
+from bot.services.gates import GATES, SOAK, GateService
+from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
+from bot.services.incidents import TIMER_KIND, IncidentService
+from bot.services.outbox import OutboxWorker
+from bot.services.overview import OverviewSource, gate_states, open_incidents
+from bot.services.rollouts import RolloutService
+from bot.services.scheduler import Scheduler
+from bot.settings import Settings
+from bot.slack.app_home import AppHome
+from bot.slack.incident_listeners import register_incident_actions
+from bot.slack.listeners import build_app
+from bot.slack.standin import SlackStandIn
+from commands.handle import Handler
+from storage.db import create_engine, default_url, migrate, reader, sessionmaker
+
+log = logging.getLogger(__name__)
+
+LOCAL_TOKEN = "xoxb-local-stand-in"
+LOCAL_SIGNING_SECRET = "local-signing-secret"
+
+
+class RolloutBot:
+    """The whole bot: database, Slack listeners, outbox worker and HTTP server."""
+
+    def __init__(
+        self,
+        config: Config,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        metrics_source: MetricsSource | None = None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics_source = metrics_source  # None: Prometheus at the configured URL
+        # The longest the background loops wait, in real time, before looking again; the
+        # demo's compressed time needs them much shorter than a real bot does.
+        self.poll_seconds = poll_seconds
+        self.metrics = Metrics()
+        self.standin: SlackStandIn | None = None
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def signing_secret(self) -> str:
+        if self.settings.slack_signing_secret:
+            return self.settings.slack_signing_secret
+        return LOCAL_SIGNING_SECRET if self.settings.embedded_slack else ""
+
+    async def start(self) -> None:
+        settings = self.settings
+        api_url, token = settings.slack_api_url, settings.slack_bot_token
+        if settings.embedded_slack:
+            self.standin = SlackStandIn()
+            await self.standin.start()
+            api_url, token = self.standin.api_url, LOCAL_TOKEN
+            log.warning(
+                "No SLACK_BOT_TOKEN: Slack is the embedded local stand-in at %s "
+                "(signing secret %r)",
+                api_url,
+                self.signing_secret,
+            )
+        client = AsyncWebClient(token=token, base_url=api_url, retry_handlers=[])
+
+        self.engine = create_engine(settings.database_url or default_url())
+        await migrate(self.engine)
+        sessions = sessionmaker(self.engine)
+        specs = self.config.specs()
+        self.gates = GateService(
+            sessions, specs, self.config.gate_rules(), self._metrics_source(), self.clock
+        )
+        self.service = RolloutService(
+            sessions,
+            specs,
+            self.config.channel,
+            self.clock,
+            observations=self.gates.observations,
+            reader=reader(self.engine),
+        )
+        self.service.prometheus_url = self.prometheus_url
+        self.gates.service = self.service
+        self.webhooks = Webhooks(
+            sessions, specs, self.config.webhooks(), self.clock, self.config.channel
+        )
+        self.webhooks.service = self.service
+        self.service.hooks += [self.gates.on_decision, self.webhooks.on_decision]
+        await self.service.prepare()
+        self.outbox = OutboxWorker(
+            sessions,
+            client,
+            self.clock,
+            self.metrics,
+            poll_seconds=self.poll_seconds,
+            senders=incident_outbox.SENDERS,
+        )
+        self.scheduler = Scheduler(sessions, self.clock, poll_seconds=self.poll_seconds)
+        self.scheduler.on(GATES, self.gates.tick)
+        self.scheduler.on(SOAK, self.gates.soak_ended)
+        self.scheduler.on(WEBHOOK, self.webhooks.deliver)
+        self.service.on_change.append(self.outbox.kick.set)
+        self.incidents = self._incidents(sessions, client)
+        self.service.incidents = self.incidents
+        self.service.on_change.append(self.scheduler.kick.set)
+        self.flags_file: FlagsFile | None = None
+        if self.config.flags_file:
+            self.flags_file = FlagsFile(
+                self.config.flags_file, lambda: read_document(sessions, specs)
+            )
+            self.service.on_change.append(self.flags_file.kick.set)
+        self.checkpoints = self._checkpoints(sessions, specs)
+        self.handler = Handler(self.service, self.config.roles, self.incidents)
+        if not self.config.roles.configured:
+            log.warning(
+                "No roles configured: everyone in the workspace may start, advance, "
+                "pause and roll back. Set roles.leads and roles.operators to restrict."
+            )
+
+        # What the dashboard and the App Home show; gate states and incidents plug in here.
+        self.overview = OverviewSource(
+            self.service,
+            self.clock,
+            timezone=self.config.timezone,
+            recent_events=self.config.dashboard.recent_events,
+            gates=gate_states(self.gates, self.service),
+            incidents=open_incidents(sessions),
+        )
+        self.bolt = build_app(
+            token=token,
+            signing_secret=self.signing_secret or "unused-in-socket-mode",
+            # Bolt puts the token from `authorize` on a copy of this client per request.
+            client=AsyncWebClient(base_url=api_url, retry_handlers=[]),
+            handler=self.handler,
+            service=self.service,
+            metrics=self.metrics,
+            home=AppHome(self.overview),
+        )
+        register_incident_actions(self.bolt, self.incidents, self.service, self.metrics)
+        am = self.config.alertmanager
+        self.alert_intake = AlertIntake(
+            self.incidents,
+            self.service,
+            HoldPolicy(am.hold_on_critical, am.hold_max_percent, am.critical_severity),
+        )
+        web_app = build_web_app(
+            bolt=self.bolt,
+            signing_secret=self.signing_secret,
+            service=self.service,
+            metrics=self.metrics,
+            engine=self.engine,
+            alertmanager=alertmanager_handler(
+                self.alert_intake, EndpointAuth.from_config(am, settings.alertmanager_token)
+            ),
+        )
+        self.dashboard = add_dashboard(
+            web_app, self.overview, host=settings.host, token=self.config.dashboard.token
+        )
+        self.incidents.on_change.append(self.dashboard.changed)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, settings.host, settings.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        await self.checkpoints.ensure_daily()
+        self.housekeeping = Housekeeping(sessions, self.clock)
+        self.scheduler.on(HOUSEKEEPING, self.housekeeping.run)
+        await self.housekeeping.ensure()
+        self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
+        if self.flags_file is not None:
+            await self.flags_file.write_if_changed()  # the file exists once the bot is up
+            self._tasks.append(asyncio.create_task(self.flags_file.run(), name="flags-file"))
+        if settings.slack_app_token:
+            self._socket = AsyncSocketModeHandler(
+                self.bolt, settings.slack_app_token, web_client=client
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Socket Mode connected")
+        log.info("rollout-bot listening on %s", self.url)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        await self.webhooks.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None  # stopping twice is harmless
+        if self.standin is not None:
+            await self.standin.stop()
+            self.standin = None
+        await self.engine.dispose()
+
+    def _incidents(
+        self, sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient
+    ) -> IncidentService:
+        async def group_members(group: str) -> list[str]:
+            response = await client.usergroups_users_list(usergroup=group)
+            return [str(u) for u in response.get("users") or []]
+
+        incidents = IncidentService(
+            sessions,
+            self.clock,
+            oncall=self.config.oncall,
+            operators=self.config.roles.operators,
+            channel=self.config.channel,
+            group_members=group_members,
+        )
+        incidents.on_change.append(self.outbox.kick.set)
+        incidents.on_change.append(self.scheduler.kick.set)
+        self.scheduler.on(TIMER_KIND, incidents.on_timer)
+        return incidents
+
+    def _checkpoints(
+        self, sessions: async_sessionmaker[AsyncSession], specs: dict[str, RolloutSpec]
+    ) -> CheckpointService:
+        hour, minute = daily_summary_time(self.config)
+        source = self._metrics_source()
+        checkpoints = CheckpointService(
+            sessions,
+            specs,
+            self.clock,
+            channel=self.config.channel,
+            cadence=self.config.cadence,
+            rules=self.config.gate_rules(),
+            gate_views=self.gates.observations,
+            series=source if isinstance(source, SeriesSource) else None,
+            incidents=self.incidents.live,
+            timezone=self.config.timezone,
+            daily_at=time(hour, minute),
+        )
+        self.service.hooks.append(checkpoints.on_decision)
+        checkpoints.on_change += [self.outbox.kick.set, self.scheduler.kick.set]
+        self.scheduler.on(CHECKPOINT, checkpoints.on_checkpoint)
+        self.scheduler.on(DAILY, checkpoints.on_daily)
+        return checkpoints
+
+    @property
+    def prometheus_url(self) -> str:
+        return (self.settings.prometheus_url or self.config.prometheus.url).rstrip("/")
+
+    def _metrics_source(self) -> MetricsSource | None:
+        if self.metrics_source is not None:
+            return self.metrics_source
+        if not self.config.gates:
+            return None
+        timeout = self.config.prometheus.timeout.total_seconds()
+        return PrometheusSource(self.prometheus_url, timeout=timeout)
+
+    def now(self) -> datetime:
+        return self.clock.now()

@@ -1,0 +1,178 @@
+"""`rollout-bot serve | demo | check-config FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.config import Config, ConfigError, load_config
+from bot.domain.assess import GateRule
+from bot.domain.durations import format_duration
+from bot.domain.plans import Tier
+from bot.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rollout-bot", description="Progressive rollouts from Slack."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the bot (Slack, API, metrics)")
+    serve.add_argument("--config", help="YAML config (default: $ROLLOUT_CONFIG)")
+    serve.add_argument("--host", help="address to bind (default: $HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: $PORT or 3000; 0 picks one)")
+
+    demo = sub.add_parser(
+        "demo",
+        help="watch a week of rollout in a minute: no Slack, no Prometheus needed",
+        description="Runs examples/genesis-phase4.yml in compressed time on a temporary "
+        "SQLite file, with simulated metrics and the local Slack stand-in, and prints what "
+        "#deployments and the on-call DMs would show.",
+    )
+    demo.add_argument("--config", help="YAML config (default: examples/genesis-phase4.yml)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        help="simulated seconds per real second (default 10080: seven days in a minute)",
+    )
+    demo.add_argument(
+        "--no-breach", action="store_true", help="no fault: the rollout completes at 100 %%"
+    )
+    demo.add_argument(
+        "--interactive",
+        action="store_true",
+        help="afterwards, keep the bot running and read /rollout commands from the terminal",
+    )
+    demo.add_argument("--user", default="U0CORA", help="who types in --interactive (U0CORA)")
+    demo.add_argument("--db", help="SQLite file to keep (default: a temporary one)")
+    demo.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
+    demo.add_argument(
+        "--all-checkpoints", action="store_true", help="print every checkpoint summary"
+    )
+
+    check = sub.add_parser("check-config", help="validate a config and print each plan")
+    check.add_argument("file")
+
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file)
+    if args.command == "demo":
+        return demo_command(args)
+    return serve_command(args)
+
+
+def check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    print(describe(config))
+    return 0
+
+
+def describe(config: Config) -> str:
+    lines = [f"channel {config.channel}, timezone {config.timezone}"]
+    if not config.roles.configured:
+        lines.append("roles: none configured — everyone may start, advance and roll back")
+    for spec in config.specs().values():
+        lines.append("")
+        lines.append(
+            f"{spec.name}: flag {spec.flag}, plan {spec.plan.name} "
+            f"({format_duration(spec.plan.total_soak)} in all), advance {spec.advance.value}"
+        )
+        for i, stage in enumerate(spec.plan.stages, 1):
+            flags = f", switches on {', '.join(stage.flags)}" if stage.flags else ""
+            lines.append(
+                f"  stage {i}: {stage.percent:>3} % for {format_duration(stage.soak)}{flags}"
+            )
+        rules = config.gate_rules()
+        for name in spec.gates:
+            lines.append(f"  gate {describe_gate(rules[name])}")
+        webhook = next((r.webhook for r in config.rollouts if r.name == spec.name), None)
+        if webhook:
+            lines.append(f"  webhook: {webhook}")
+    if not config.rollouts:
+        lines.append("no rollouts configured")
+    return "\n".join(lines)
+
+
+def describe_gate(rule: GateRule) -> str:
+    """`error_rate: fails above 0.005 / 0.01 / 0.01 for 5m / 5m / 10m …` (canary /
+    progressive / final)."""
+    side, table = ("above", rule.fail_above) if rule.fail_above else ("below", rule.fail_below)
+    assert table is not None  # a gate has one of the two, checked when the config loads
+    thresholds = " / ".join(f"{table[t]:g}" for t in Tier)
+    windows = " / ".join(format_duration(rule.window_at(t)) for t in Tier)
+    return (
+        f"{rule.name}: fails {side} {thresholds} for {windows} (canary / progressive / final),"
+        f" measured every {format_duration(rule.interval)}, no data: {rule.on_no_data.value}"
+    )
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot import demo
+
+    options = demo.Options(
+        breach=not args.no_breach,
+        interactive=args.interactive,
+        user=args.user,
+        db=Path(args.db) if args.db else None,
+        port=args.port,
+        all_checkpoints=args.all_checkpoints,
+    )
+    if args.config:
+        options.config = Path(args.config)
+    if args.speed:
+        options.speed = args.speed
+    try:
+        return demo.run(options)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from bot.app import RolloutBot  # the server's imports are heavy; check-config skips them
+
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k)) is not None}
+    settings = Settings(**overrides)
+    path = args.config or settings.rollout_config
+    if not path:
+        print(
+            "No config: pass --config FILE or set ROLLOUT_CONFIG "
+            "(examples/minimal.yml is a start).",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        bot = RolloutBot(config, settings)
+        await bot.start()
+        print(f"rollout-bot listening on {bot.url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await bot.stop()
+
+    asyncio.run(run())
+    return 0

@@ -1,0 +1,483 @@
+"""The YAML config file: pydantic models, loaded with errors that name the field and the line."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bot.domain.assess import GateRule, OnNoData
+from bot.domain.cadence import Rule
+from bot.domain.durations import parse_duration
+from bot.domain.plans import BUILTIN_PLANS, Plan, Stage, Tier
+from bot.domain.rollout import AdvanceMode, RolloutSpec
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StageConfig(_Model):
+    """One stage of a plan."""
+
+    percent: int = Field(ge=1, le=100, description="traffic percentage at this stage")
+    soak: Duration = Field(description="how long the stage must stay healthy, e.g. 24h")
+    flags: list[str] = Field(default=[], description="feature flags switched on from here")
+
+
+class CheckpointRule(_Model):
+    """How often checkpoint summaries are posted after a change of percentage."""
+
+    until: Duration | None = Field(
+        default=None, description="this rule applies until this long after the change"
+    )
+    every: Duration = Field(description="post a checkpoint this often")
+
+    def to_rule(self) -> Rule:
+        return Rule(self.every, self.until)
+
+
+class PlanConfig(_Model):
+    """A custom plan, used by name from a rollout's `plan:`."""
+
+    description: str = Field(default="", description="shown by `check-config`")
+    stages: list[StageConfig] = Field(
+        min_length=1, description="the stages in order; percents strictly increase"
+    )
+    checkpoints: list[CheckpointRule] | None = Field(
+        default=None, description="this plan's checkpoint cadence (default: `checkpoints:`)"
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _increasing(cls, stages: list[StageConfig]) -> list[StageConfig]:
+        percents = [s.percent for s in stages]
+        if percents != sorted(set(percents)):
+            raise ValueError(f"stage percents must strictly increase, got {percents}")
+        return stages
+
+    def to_plan(self, name: str) -> Plan:
+        stages = tuple(Stage(s.percent, s.soak, tuple(s.flags)) for s in self.stages)
+        return Plan(name, stages, self.description)
+
+
+T = TypeVar("T")
+
+
+class Tiered(_Model, Generic[T]):
+    """A value per gate tier: canary (≤ 10 %), progressive (≤ 50 %), final (above)."""
+
+    canary: T = Field(description="up to 10 % of traffic")
+    progressive: T = Field(description="up to 50 % of traffic")
+    final: T = Field(description="above 50 % of traffic")
+
+    def at(self, tier: Tier) -> T:
+        value: T = getattr(self, tier.value)
+        return value
+
+
+def _tiered(value: Any) -> Any:
+    """A single value applies to every tier."""
+    if isinstance(value, dict):
+        return value
+    return {"canary": value, "progressive": value, "final": value}
+
+
+TieredFloat = Annotated[Tiered[float], BeforeValidator(_tiered)]
+TieredDuration = Annotated[Tiered[Duration], BeforeValidator(_tiered)]
+
+
+class GateConfig(_Model):
+    """A health gate: a PromQL query compared with a threshold per tier."""
+
+    query: str = Field(description="PromQL; `{flag}` is replaced by the rollout's flag")
+    fail_above: TieredFloat | None = Field(default=None, description="red when the value is above")
+    fail_below: TieredFloat | None = Field(default=None, description="red when the value is below")
+    for_: TieredDuration = Field(
+        default=Tiered[timedelta](
+            canary=timedelta(minutes=5),
+            progressive=timedelta(minutes=5),
+            final=timedelta(minutes=10),
+        ),
+        alias="for",
+        description="how long it must stay red before the rollout rolls back",
+    )
+    interval: Duration = Field(
+        default=timedelta(seconds=30), description="how often it is measured"
+    )
+    on_no_data: Literal["hold", "fail", "pass"] = Field(
+        default="hold", description="what an empty result means"
+    )
+    no_data_grace: Duration = Field(
+        default=timedelta(minutes=10),
+        description="how long no data or a down source may last before on-call is paged",
+    )
+
+    @model_validator(mode="after")
+    def _has_threshold(self) -> GateConfig:
+        if self.fail_above is None and self.fail_below is None:
+            raise ValueError("a gate needs `fail_above` or `fail_below`")
+        return self
+
+    def to_rule(self, name: str) -> GateRule:
+        def per_tier(value: Tiered[Any] | None) -> dict[Tier, Any] | None:
+            return None if value is None else {tier: value.at(tier) for tier in Tier}
+
+        return GateRule(
+            name=name,
+            query=self.query,
+            fail_above=per_tier(self.fail_above),
+            fail_below=per_tier(self.fail_below),
+            window=per_tier(self.for_) or {},
+            interval=self.interval,
+            on_no_data=OnNoData(self.on_no_data),
+            no_data_grace=self.no_data_grace,
+        )
+
+
+class RolesConfig(_Model):
+    """Slack user IDs allowed to act. With none configured, everyone may."""
+
+    leads: list[str] = Field(default=[], description="may start, advance and resume")
+    operators: list[str] = Field(default=[], description="may pause, roll back and acknowledge")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.leads or self.operators)
+
+
+class ChainLevel(_Model):
+    """One level of the on-call chain: a user or a user group, and how long to wait."""
+
+    user: str | None = Field(default=None, description="a Slack user ID, e.g. U0FORGE")
+    group: str | None = Field(default=None, description="a Slack user group ID, e.g. S0ONCALL")
+    wait: Duration = Field(
+        default=timedelta(minutes=5), description="how long to wait for an ack before the next"
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ChainLevel:
+        if (self.user is None) == (self.group is None):
+            raise ValueError("a chain level names exactly one of `user` or `group`")
+        return self
+
+
+class OncallConfig(_Model):
+    """The on-call chain paged when a rollout needs a person."""
+
+    chain: list[ChainLevel] = Field(default=[], description="paged in order until acknowledged")
+    repeat: int = Field(default=0, ge=0, le=10, description="times the chain repeats")
+    remind_after: Duration | None = Field(default=None, description="remind the acknowledger")
+
+
+class BasicAuthConfig(_Model):
+    """HTTP basic auth that Alertmanager's `http_config.basic_auth` sends."""
+
+    username: str = Field(min_length=1, description="the user name Alertmanager sends")
+    password: str = Field(min_length=1, description="the password Alertmanager sends")
+
+
+class AlertmanagerConfig(_Model):
+    """`POST /alertmanager`: who may call it, and what a critical alert does to a rollout."""
+
+    bearer_token: str | None = Field(
+        default=None, min_length=16, description="required `Authorization: Bearer` token"
+    )
+    basic_auth: BasicAuthConfig | None = Field(default=None, description="or HTTP basic auth")
+    hold_on_critical: bool = Field(
+        default=True, description="pause a canary-tier rollout when a critical alert fires"
+    )
+    hold_max_percent: int = Field(default=10, ge=0, le=100, description="the canary tier's top")
+    critical_severity: str = Field(default="critical", description="the `severity` label value")
+
+
+class PrometheusConfig(_Model):
+    """Where gate queries are sent."""
+
+    url: str = Field(
+        default="http://127.0.0.1:9090", description="the Prometheus API; PROMETHEUS_URL overrides"
+    )
+    timeout: Duration = Field(default=timedelta(seconds=5), description="per query")
+
+
+def _default_checkpoints() -> list[CheckpointRule]:
+    return [
+        CheckpointRule(until=timedelta(hours=6), every=timedelta(minutes=15)),
+        CheckpointRule(until=timedelta(hours=24), every=timedelta(hours=1)),
+        CheckpointRule(every=timedelta(hours=3)),
+    ]
+
+
+class RolloutConfig(_Model):
+    """One rollout: a feature flag walked through a plan."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+        description="what people type after `/rollout`: lowercase letters, digits, `-_.`",
+    )
+    flag: str = Field(min_length=1, description="the feature flag whose percentage moves")
+    plan: str = Field(
+        default="safe", description="a built-in plan (safe, six-day, fast, instant) or one under"
+        " `plans:`"
+    )
+    gates: list[str] = Field(default=[], description="names of gates under `gates:`")
+    advance: AdvanceMode = Field(
+        default=AdvanceMode.MANUAL,
+        description="`manual`, or `auto`: advance when the soak ends with every gate green",
+    )
+    webhook: str | None = Field(default=None, description="URL POSTed on every change")
+
+
+class DashboardConfig(_Model):
+    """The read-only web dashboard at `/` (and its live updates at `/events`)."""
+
+    token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="required when the bot listens beyond loopback: open `/?token=…` once, "
+        "or send `Authorization: Bearer …`; with no token there, the dashboard answers 403",
+    )
+    recent_events: int = Field(
+        default=5, ge=1, le=50, description="events shown in each rollout's timeline"
+    )
+
+
+class Config(_Model):
+    """The whole config file."""
+
+    channel: str = Field(default="#deployments", description="where rollout threads live")
+    timezone: str = Field(default="UTC", description="for the daily summary and the dashboard")
+    prometheus: PrometheusConfig = Field(
+        default=PrometheusConfig(), description="where gate queries go"
+    )
+    roles: RolesConfig = Field(default=RolesConfig(), description="who may do what")
+    oncall: OncallConfig = Field(default=OncallConfig(), description="who is paged, in order")
+    alertmanager: AlertmanagerConfig = Field(
+        default=AlertmanagerConfig(),
+        description="`POST /alertmanager`: who may call it, what a critical alert does",
+    )
+    checkpoints: list[CheckpointRule] = Field(
+        default_factory=_default_checkpoints,
+        description="cadence of checkpoint summaries; the first rule whose `until` is not "
+        "passed applies",
+    )
+    daily_summary: str = Field(
+        default="09:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="HH:MM in `timezone`",
+    )
+    flags_file: str | None = Field(default=None, description="JSON file rewritten on change")
+    plans: dict[str, PlanConfig] = Field(
+        default={}, description="custom plans by name, besides the built-in ones"
+    )
+    gates: dict[str, GateConfig] = Field(default={}, description="health gates by name")
+    rollouts: list[RolloutConfig] = Field(default=[], description="the rollouts this bot runs")
+    dashboard: DashboardConfig = Field(
+        default=DashboardConfig(), description="the web dashboard at `/`"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{value}', e.g. UTC or Europe/Paris") from None
+        return value
+
+    def plan(self, name: str) -> Plan:
+        if name in self.plans:
+            return self.plans[name].to_plan(name)
+        return BUILTIN_PLANS[name]
+
+    def gate_rules(self) -> dict[str, GateRule]:
+        return {name: gate.to_rule(name) for name, gate in self.gates.items()}
+
+    def webhooks(self) -> dict[str, str]:
+        return {r.name: r.webhook for r in self.rollouts if r.webhook}
+
+    def cadence(self, plan: str) -> tuple[Rule, ...]:
+        """The checkpoint cadence of a plan: its own, or the config's."""
+        custom = self.plans.get(plan)
+        rules = custom.checkpoints if custom and custom.checkpoints else self.checkpoints
+        return tuple(r.to_rule() for r in rules)
+
+    def specs(self) -> dict[str, RolloutSpec]:
+        return {
+            r.name: RolloutSpec(r.name, r.flag, self.plan(r.plan), tuple(r.gates), r.advance)
+            for r in self.rollouts
+        }
+
+
+class ConfigError(Exception):
+    """A config that cannot load; each line names the field and where it is."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+    def report(self) -> str:
+        return "\n".join(f"{self.source}:{p}" for p in self.problems)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f" cannot read: {exc.strerror}"]) from exc
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.line + 1}:" if mark else ""
+        raise ConfigError(source, [f"{where} not valid YAML: {exc}"]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["1: the config must be a mapping of keys such as `rollouts:`"])
+    lines = _line_numbers(root) if root is not None else {}
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_explain(err, lines) for err in exc.errors()]) from exc
+    problems = _cross_references(config, lines)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _cross_references(config: Config, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    problems = []
+    known_plans = sorted(set(BUILTIN_PLANS) | set(config.plans))
+    seen: set[str] = set()
+    for i, rollout in enumerate(config.rollouts):
+        if rollout.name in seen:
+            problems.append(
+                _at(lines, ("rollouts", i, "name"), f"duplicate rollout name '{rollout.name}'")
+            )
+        seen.add(rollout.name)
+        if rollout.plan not in known_plans:
+            problems.append(
+                _at(
+                    lines,
+                    ("rollouts", i, "plan"),
+                    f"unknown plan '{rollout.plan}'; known: {', '.join(known_plans)}",
+                )
+            )
+        for j, gate in enumerate(rollout.gates):
+            if gate not in config.gates:
+                known = ", ".join(sorted(config.gates)) or "none defined under gates:"
+                problems.append(
+                    _at(
+                        lines, ("rollouts", i, "gates", j), f"unknown gate '{gate}'; known: {known}"
+                    )
+                )
+    return problems
+
+
+def _explain(err: Any, lines: dict[tuple[Any, ...], int]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}'" + _suggest(loc, lines)
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+    return _at(lines, loc, message)
+
+
+def _suggest(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
+    parent = _model_for(loc[:-1])
+    if parent is None:
+        return ""
+    fields = [f.alias or n for n, f in parent.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(fields)})"
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that a config path points into, for suggestions."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            if model is Config:
+                return None
+            if part in ("canary", "progressive", "final"):
+                return None
+            continue  # a dict key such as a plan or gate name
+        model = _inner_model(field.annotation)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _at(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...], message: str) -> str:
+    path = ".".join(str(p) for p in loc) or "(top)"
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return f"{lines[loc[:end]]}: {path}: {message}"
+    return f" {path}: {message}"
+
+
+def _line_numbers(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each path in the document (('rollouts', 0, 'plan')) to its 1-based line."""
+    found = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = (*path, key.value)
+            found.update(_line_numbers(value, sub))
+            found[sub] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found.update(_line_numbers(item, (*path, i)))
+    return found
+
+
+_HHMM = re.compile(r"^(\d\d):(\d\d)$")
+
+
+def daily_summary_time(config: Config) -> tuple[int, int]:
+    match = _HHMM.match(config.daily_summary)
+    assert match is not None  # validated by the model's pattern
+    return int(match[1]), int(match[2])

@@ -1,0 +1,168 @@
+"""Assessing one gate: a measured value against its tiered thresholds, and how long it has
+been in its current outcome. Pure: no clock, no I/O; `now` is passed in.
+
+A measurement comes from a metrics source (Prometheus, or a simulation) and is one of:
+values (possibly empty: NO_DATA), or an error (SOURCE_DOWN). `assess` turns it into an
+outcome at the rollout's tier; `next_view` folds the outcome into what was known before,
+keeping `since` while the outcome holds, so "red for the whole window" is `now - since`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.domain.gates import GateView, Outcome, fmt_value
+from bot.domain.plans import Tier
+
+
+class OnNoData(StrEnum):
+    HOLD = "hold"  # unknown: no advance, page on-call after the grace period
+    FAIL = "fail"  # counts as red: sustained, it rolls the rollout back
+    PASS = "pass"  # an empty result is green (low-traffic services); never a down source
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """A gate as configured: a query and thresholds and windows per tier."""
+
+    name: str
+    query: str  # `{flag}` is replaced by the rollout's flag
+    fail_above: Mapping[Tier, float] | None = None
+    fail_below: Mapping[Tier, float] | None = None
+    window: Mapping[Tier, timedelta] = field(default_factory=dict)
+    interval: timedelta = timedelta(seconds=30)
+    on_no_data: OnNoData = OnNoData.HOLD
+    no_data_grace: timedelta = timedelta(minutes=10)
+
+    def query_for(self, flag: str) -> str:
+        return self.query.replace("{flag}", flag)
+
+    def window_at(self, tier: Tier) -> timedelta:
+        return self.window.get(tier, timedelta(minutes=5))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a metrics source answered. `error` set means the source could not answer."""
+
+    values: tuple[float, ...] = ()
+    error: str = ""
+
+    @classmethod
+    def down(cls, error: str) -> Measurement:
+        return cls((), error or "unknown error")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    outcome: Outcome
+    value: float | None
+    threshold: float | None
+    detail: str = ""
+
+
+def assess(rule: GateRule, tier: Tier, measurement: Measurement) -> Assessment:
+    """The outcome of one measurement at `tier`.
+
+    Several series: the worst one counts (the highest against `fail_above`, the lowest
+    against `fail_below`). NaN (e.g. 0/0 with no traffic) counts as no data.
+    """
+    above = rule.fail_above.get(tier) if rule.fail_above else None
+    below = rule.fail_below.get(tier) if rule.fail_below else None
+    threshold = above if above is not None else below
+    if measurement.error:
+        return _unknown(rule, Outcome.SOURCE_DOWN, threshold, measurement.error)
+    values = [v for v in measurement.values if not math.isnan(v)]
+    if not values:
+        detail = "the query returned no samples" if not measurement.values else "no traffic"
+        return _unknown(rule, Outcome.NO_DATA, threshold, detail)
+    if above is not None and max(values) > above:
+        return Assessment(Outcome.FAIL, max(values), above, f"above {fmt_value(above)}")
+    if below is not None and min(values) < below:
+        return Assessment(Outcome.FAIL, min(values), below, f"below {fmt_value(below)}")
+    worst = max(values) if above is not None else min(values)
+    return Assessment(Outcome.PASS, worst, threshold)
+
+
+def _unknown(rule: GateRule, outcome: Outcome, threshold: float | None, detail: str) -> Assessment:
+    if rule.on_no_data is OnNoData.FAIL:
+        return Assessment(Outcome.FAIL, None, threshold, f"{detail}; on_no_data: fail")
+    if rule.on_no_data is OnNoData.PASS and outcome is Outcome.NO_DATA:
+        return Assessment(Outcome.PASS, None, threshold, f"{detail}; on_no_data: pass")
+    return Assessment(outcome, None, threshold, detail)
+
+
+def next_view(
+    previous: GateView | None,
+    rule: GateRule,
+    tier: Tier,
+    assessment: Assessment,
+    query: str,
+    now: datetime,
+) -> GateView:
+    """Fold a new assessment into what was known.
+
+    `since` carries over while the outcome stays the same, with one exception: time the
+    bot did not watch never counts as green. A PASS after a gap of more than three
+    intervals (the bot was down) starts its green time afresh; a FAIL or unknown outcome
+    carries on, so a restart in the middle of a breach does not reset its clock.
+    """
+    since = now
+    escalated = False
+    if previous is not None and previous.outcome is assessment.outcome:
+        gap = now - previous.measured_at if previous.measured_at else timedelta(0)
+        if not (assessment.outcome is Outcome.PASS and gap > 3 * rule.interval):
+            since = previous.since
+            escalated = previous.escalated
+    return GateView(
+        name=rule.name,
+        outcome=assessment.outcome,
+        since=since,
+        value=assessment.value,
+        threshold=assessment.threshold,
+        window=rule.window_at(tier),
+        query=query,
+        detail=assessment.detail,
+        measured_at=now,
+        grace=rule.no_data_grace,
+        escalated=escalated,
+    )
+
+
+def due_gates(
+    rules: Sequence[GateRule], views: Mapping[str, GateView], now: datetime
+) -> list[GateRule]:
+    """Gates whose interval has passed since they were last measured (or never were)."""
+    due = []
+    for rule in rules:
+        view = views.get(rule.name)
+        if view is None or view.measured_at is None or now >= view.measured_at + rule.interval:
+            due.append(rule)
+    return due
+
+
+def next_measurement_at(
+    rules: Sequence[GateRule], views: Mapping[str, GateView], now: datetime
+) -> datetime:
+    """When the next of these gates is due to be measured."""
+    times = []
+    for rule in rules:
+        view = views.get(rule.name)
+        last = view.measured_at if view is not None and view.measured_at else now
+        times.append(max(now, last + rule.interval))
+    return min(times) if times else now
+
+
+def overdue_unknown(views: Mapping[str, GateView], now: datetime) -> list[GateView]:
+    """Unknown gates (no data, source down) past their grace, not yet escalated."""
+    return [
+        v
+        for v in views.values()
+        if v.outcome in (Outcome.NO_DATA, Outcome.SOURCE_DOWN)
+        and not v.escalated
+        and now - v.since >= v.grace
+    ]

@@ -1,0 +1,77 @@
+"""Gate measurements and what they mean for a rollout. Pure: values in, verdicts out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no_data"  # the query returned nothing, or too few samples
+    SOURCE_DOWN = "source_down"  # Prometheus unreachable, timed out, or refused the query
+
+
+@dataclass(frozen=True)
+class GateView:
+    """What is known of one gate at decision time.
+
+    `since` is when the gate entered its current outcome without interruption, so
+    `now - since` is how long it has been red (or unknown, or green).
+    """
+
+    name: str
+    outcome: Outcome
+    since: datetime
+    value: float | None = None
+    threshold: float | None = None
+    window: timedelta = timedelta(0)  # the sustain window (`for:`) at the current tier
+    query: str = ""
+    detail: str = ""
+    measured_at: datetime | None = None  # when it was last measured
+    grace: timedelta = timedelta(minutes=10)  # how long it may stay unknown before a page
+    escalated: bool = False  # on-call was paged for the current unknown episode
+
+    def sustained(self, now: datetime) -> bool:
+        return now - self.since >= self.window
+
+
+Observations = Mapping[str, GateView]
+
+
+def blocking_gates(gate_names: tuple[str, ...], observations: Observations) -> list[str]:
+    """Gates that forbid an advance: red, unknown, or never measured. One line each."""
+    lines = []
+    for name in gate_names:
+        view = observations.get(name)
+        if view is None:
+            lines.append(f"{name}: not measured yet")
+        elif view.outcome is not Outcome.PASS:
+            lines.append(f"{name}: {describe(view)}")
+    return lines
+
+
+def describe(view: GateView) -> str:
+    if view.outcome is Outcome.FAIL:
+        if view.value is None:
+            return "failing — " + (view.detail or "no value")
+        side = "below" if view.detail.startswith("below") else "above"
+        return f"failing — {fmt_value(view.value)} {side} {fmt_value(view.threshold)}"
+    if view.outcome is Outcome.NO_DATA:
+        return "no data" + (f" ({view.detail})" if view.detail else "")
+    if view.outcome is Outcome.SOURCE_DOWN:
+        return "metrics source down" + (f" ({view.detail})" if view.detail else "")
+    return f"passing — {fmt_value(view.value)} within {fmt_value(view.threshold)}"
+
+
+def fmt_value(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "0"
+    if abs(value) < 0.1:
+        return f"{value:.4g}"
+    return f"{value:.3g}"

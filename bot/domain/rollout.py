@@ -1,0 +1,498 @@
+"""A rollout's state machine: `decide(spec, status, observations, command, now)`.
+
+Pure: it reads no clock and does no I/O. The service persists what it returns (the new
+status and its effects) in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bot.domain.durations import format_duration
+from bot.domain.gates import GateView, Observations, Outcome, blocking_gates, fmt_value
+from bot.domain.plans import Plan, Stage
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    PROGRESSING = "progressing"
+    PAUSED = "paused"
+    ROLLED_BACK = "rolled_back"
+    COMPLETED = "completed"
+
+
+ACTIVE_STATES = frozenset({State.PROGRESSING, State.PAUSED})
+
+
+class AdvanceMode(StrEnum):
+    MANUAL = "manual"
+    AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    name: str
+    flag: str
+    plan: Plan
+    gates: tuple[str, ...] = ()
+    advance: AdvanceMode = AdvanceMode.MANUAL
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    state: State = State.PENDING
+    percent: int = 0
+    stage_index: int | None = None
+    stage_started_at: datetime | None = None
+    hold_reason: str = ""
+    version: int = 0
+
+    def stage(self, plan: Plan) -> Stage | None:
+        if self.stage_index is None:
+            return None
+        return plan.stages[self.stage_index]
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    verb = "start"
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Advance to `target` percent, or to the next stage when target is None."""
+
+    target: int | None = None
+    force: bool = False
+    reason: str = ""
+    verb = "advance"
+
+
+@dataclass(frozen=True)
+class Pause:
+    reason: str = ""
+    verb = "pause"
+
+
+@dataclass(frozen=True)
+class Resume:
+    verb = "resume"
+
+
+@dataclass(frozen=True)
+class Rollback:
+    to: int = 0
+    reason: str = ""
+    verb = "rollback"
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """The bot's own look at a rollout after measuring its gates or at a soak's end:
+    roll back on a gate red for its whole window, page on-call for a gate unknown past
+    its grace, advance (or complete) after a green soak. Observations carry `since`."""
+
+    verb = "evaluate"
+
+
+Command = Start | Advance | Pause | Resume | Rollback | Evaluate
+
+
+# --- what decide returns --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetPercent:
+    """Tell the service its new percentage and the feature flags on at it."""
+
+    flag: str
+    percent: int
+    flags_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Say in the rollout's thread what changed, and refresh its parent message."""
+
+    broadcast: bool = False  # also show the reply in the channel
+    new_thread: bool = False  # a new run: open a fresh thread
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    """Page the on-call chain: something went wrong that a person must look at."""
+
+    kind: str  # automatic_rollback, no_data, source_down, webhook_failing, …
+    summary: str
+    detail: str = ""
+
+
+Effect = SetPercent | Announce | OpenIncident
+
+
+@dataclass(frozen=True)
+class Change:
+    verb: str
+    from_state: State
+    to_state: State
+    from_percent: int
+    to_percent: int
+    reason: str = ""
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: RolloutStatus
+    change: Change
+    effects: tuple[Effect, ...] = field(default_factory=tuple)
+    gates: tuple[GateView, ...] = ()  # the evidence for an automatic decision
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A command that cannot apply: what was wrong, and what to type instead."""
+
+    problem: str
+    hint: str = ""
+
+
+# --- decide ---------------------------------------------------------------------------
+
+
+def decide(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    command: Command,
+    now: datetime,
+) -> Decision | Refusal:
+    match command:
+        case Start():
+            return _start(spec, status, now)
+        case Advance():
+            return _advance(spec, status, observations, command, now)
+        case Pause():
+            return _pause(spec, status, command)
+        case Resume():
+            return _resume(spec, status, now)
+        case Rollback():
+            return _rollback(spec, status, command, now)
+        case Evaluate():
+            return _evaluate(spec, status, observations, now)
+
+
+def _start(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> Decision | Refusal:
+    if status.state in ACTIVE_STATES:
+        return Refusal(
+            f"{spec.name} is already running ({status.state.value} at {status.percent} %).",
+            f"To move it, type `/rollout advance next {spec.name}`; to stop it, "
+            f"`/rollout rollback {spec.name}`.",
+        )
+    first = spec.plan.stages[0]
+    new = RolloutStatus(
+        state=State.PROGRESSING,
+        percent=first.percent,
+        stage_index=0,
+        stage_started_at=now,
+        version=status.version + 1,
+    )
+    return _decision(spec, status, new, "start", new_thread=True)
+
+
+def _advance(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    command: Advance,
+    now: datetime,
+) -> Decision | Refusal:
+    name = spec.name
+    if status.state is State.PAUSED:
+        return Refusal(
+            f"{name} is paused at {status.percent} %"
+            + (f" ({status.hold_reason})" if status.hold_reason else "")
+            + ".",
+            f"Resume it first with `/rollout resume {name}`.",
+        )
+    if status.state is not State.PROGRESSING:
+        return Refusal(
+            f"{name} is {state_words(status)}, so there is nothing to advance.",
+            f"Start it with `/rollout start {name}`.",
+        )
+    target = command.target
+    if target is None:
+        index = spec.plan.next_index_above(status.percent)
+        if index is None:
+            return _complete(spec, status)
+        target = spec.plan.stages[index].percent
+    if not status.percent < target <= 100:
+        return Refusal(
+            f"Percent must be above the current {status.percent} and at most 100"
+            f" (you typed {target}).",
+            f"Type `/rollout advance next {name}` for the plan's next stage"
+            f" ({_next_percent_words(spec, status)}).",
+        )
+    if not command.force:
+        blockers = blocking_gates(spec.gates, observations)
+        if blockers:
+            return Refusal(
+                f"{name} cannot advance while a gate is not green:\n• " + "\n• ".join(blockers),
+                f"Wait for the gates, or, as a lead, override with "
+                f"`/rollout advance {target} {name} force <reason>`.",
+            )
+    new = replace(
+        status,
+        percent=target,
+        stage_index=spec.plan.index_at_or_below(target),
+        stage_started_at=now,
+        hold_reason="",
+        version=status.version + 1,
+    )
+    return _decision(spec, status, new, "advance", reason=command.reason, forced=command.force)
+
+
+def _complete(spec: RolloutSpec, status: RolloutStatus, reason: str = "") -> Decision:
+    new = replace(status, state=State.COMPLETED, version=status.version + 1)
+    return _decision(spec, status, new, "complete", reason=reason)
+
+
+def _pause(spec: RolloutSpec, status: RolloutStatus, command: Pause) -> Decision | Refusal:
+    if status.state is State.PAUSED:
+        return Refusal(
+            f"{spec.name} is already paused at {status.percent} %.",
+            f"Type `/rollout resume {spec.name}` to continue it.",
+        )
+    if status.state is not State.PROGRESSING:
+        return Refusal(
+            f"{spec.name} is {state_words(status)}; only a running rollout can be paused.",
+            f"Type `/rollout status {spec.name}` to see where it stands.",
+        )
+    new = replace(
+        status, state=State.PAUSED, hold_reason=command.reason, version=status.version + 1
+    )
+    return _decision(spec, status, new, "pause", reason=command.reason)
+
+
+def _resume(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> Decision | Refusal:
+    if status.state is State.ROLLED_BACK:
+        return Refusal(
+            f"{spec.name} was rolled back to 0 %; it resumes only by starting again.",
+            f"Type `/rollout start {spec.name}` to begin again at {spec.plan.stages[0].percent} %.",
+        )
+    if status.state is not State.PAUSED:
+        return Refusal(
+            f"{spec.name} is {state_words(status)}, not paused.",
+            f"Type `/rollout status {spec.name}` to see where it stands.",
+        )
+    # The soak of the stage starts again: time spent held does not count as healthy time.
+    new = replace(
+        status,
+        state=State.PROGRESSING,
+        hold_reason="",
+        stage_started_at=now,
+        version=status.version + 1,
+    )
+    return _decision(spec, status, new, "resume")
+
+
+def _rollback(
+    spec: RolloutSpec, status: RolloutStatus, command: Rollback, now: datetime
+) -> Decision | Refusal:
+    name = spec.name
+    if status.state in (State.PENDING, State.ROLLED_BACK) or status.percent == 0:
+        return Refusal(
+            f"{name} is {state_words(status)}; there is nothing to roll back.",
+            f"Type `/rollout status {name}` to see where it stands.",
+        )
+    if not 0 <= command.to < status.percent:
+        return Refusal(
+            f"A rollback must go below the current {status.percent} % (you typed {command.to}).",
+            f"Type `/rollout rollback {name}` for 0 %, or"
+            f" `/rollout rollback {name} to PERCENT` with PERCENT under {status.percent}.",
+        )
+    reason = command.reason
+    if command.to == 0:
+        new = RolloutStatus(
+            state=State.ROLLED_BACK, percent=0, hold_reason=reason, version=status.version + 1
+        )
+    else:
+        held = f"rolled back from {status.percent} %" + (f": {reason}" if reason else "")
+        new = RolloutStatus(
+            state=State.PAUSED,
+            percent=command.to,
+            stage_index=spec.plan.index_at_or_below(command.to),
+            stage_started_at=now,
+            hold_reason=held,
+            version=status.version + 1,
+        )
+    return _decision(spec, status, new, "rollback", reason=reason, broadcast=True)
+
+
+NOTHING_TO_DO = "nothing to do"
+
+
+def _evaluate(
+    spec: RolloutSpec, status: RolloutStatus, observations: Observations, now: datetime
+) -> Decision | Refusal:
+    if status.state not in ACTIVE_STATES or status.percent == 0:
+        return Refusal(NOTHING_TO_DO, f"{spec.name} is {state_words(status)}")
+    views = [v for g in spec.gates if (v := observations.get(g)) is not None]
+    failing = [v for v in views if v.outcome is Outcome.FAIL and v.sustained(now)]
+    if failing:
+        return _automatic_rollback(spec, status, failing)
+    overdue = [
+        v
+        for v in views
+        if v.outcome in (Outcome.NO_DATA, Outcome.SOURCE_DOWN)
+        and not v.escalated
+        and now - v.since >= v.grace
+    ]
+    if overdue:
+        return _hold_and_page(spec, status, overdue, now)
+    if status.state is not State.PROGRESSING:
+        return Refusal(NOTHING_TO_DO, f"{spec.name} is paused")
+    stage = status.stage(spec.plan)
+    if stage is None or status.stage_started_at is None:
+        return Refusal(NOTHING_TO_DO, f"{spec.name} is between stages")
+    waiting = _green_soak_left(spec, status.stage_started_at, stage.soak, observations, now)
+    if waiting:
+        return Refusal(NOTHING_TO_DO, waiting)
+    index = spec.plan.next_index_above(status.percent)
+    if index is None:
+        watch = format_duration(stage.soak)
+        return _complete(spec, status, reason=f"the {watch} watch ended green")
+    if spec.advance is not AdvanceMode.AUTO:
+        return Refusal(NOTHING_TO_DO, "the soak ended green; advance is manual")
+    target = spec.plan.stages[index]
+    new = replace(
+        status,
+        percent=target.percent,
+        stage_index=index,
+        stage_started_at=now,
+        hold_reason="",
+        version=status.version + 1,
+    )
+    reason = f"the {format_duration(stage.soak)} soak ended with every gate green"
+    return _decision(spec, status, new, "advance", reason=reason)
+
+
+def _green_soak_left(
+    spec: RolloutSpec,
+    stage_started_at: datetime,
+    soak: timedelta,
+    observations: Observations,
+    now: datetime,
+) -> str:
+    """Why the stage has not yet soaked green; empty when it has.
+
+    A stage has soaked when every gate has been PASS, without interruption, for the
+    whole soak within this stage. A gate that turned red or unknown during the soak
+    starts the soak again when it turns green: only watched, green time counts.
+    """
+    green_from = stage_started_at
+    for name in spec.gates:
+        view = observations.get(name)
+        if view is None:
+            return f"gate {name} is not measured yet"
+        if view.outcome is not Outcome.PASS:
+            return f"gate {name} is {view.outcome.value}"
+        green_from = max(green_from, view.since)
+    left = green_from + soak - now
+    if left > timedelta(0):
+        return f"{format_duration(left)} of green soak left"
+    return ""
+
+
+def _automatic_rollback(
+    spec: RolloutSpec, status: RolloutStatus, failing: list[GateView]
+) -> Decision:
+    reason = "; ".join(gate_reason(v) for v in failing)
+    new = RolloutStatus(
+        state=State.ROLLED_BACK, percent=0, hold_reason=reason, version=status.version + 1
+    )
+    decision = _decision(spec, status, new, "rollback", reason=reason, broadcast=True)
+    incident = OpenIncident(
+        "automatic_rollback",
+        f"{spec.name} rolled back automatically from {status.percent} % to 0 %",
+        "\n".join(f"{gate_reason(v)}\nquery: {v.query}" for v in failing),
+    )
+    return replace(decision, effects=(*decision.effects, incident), gates=tuple(failing))
+
+
+def _hold_and_page(
+    spec: RolloutSpec, status: RolloutStatus, overdue: list[GateView], now: datetime
+) -> Decision:
+    """A gate unknown past its grace: the rollout stays where it is, on-call is paged."""
+    lines = [
+        f"gate {v.name}: {_unknown_words(v)} for {format_duration(now - v.since)}" for v in overdue
+    ]
+    reason = "; ".join(lines)
+    change = Change("hold", status.state, status.state, status.percent, status.percent, reason)
+    effects: list[Effect] = [Announce()]
+    for v in overdue:
+        kind = "source_down" if v.outcome is Outcome.SOURCE_DOWN else "no_data"
+        effects.append(
+            OpenIncident(
+                kind,
+                f"{spec.name} is held at {status.percent} %: gate {v.name} "
+                f"{_unknown_words(v)} for {format_duration(now - v.since)}",
+                f"{v.detail}\nquery: {v.query}",
+            )
+        )
+    return Decision(status, change, tuple(effects), tuple(overdue))
+
+
+def gate_reason(view: GateView) -> str:
+    """One line naming a red gate, its value, threshold and window."""
+    if view.value is None:
+        what = view.detail or "no value"
+    else:
+        side = "below" if view.detail.startswith("below") else "above"
+        what = f"{fmt_value(view.value)} {side} the threshold {fmt_value(view.threshold)}"
+    return f"gate {view.name}: {what} for {format_duration(view.window)}"
+
+
+def _unknown_words(view: GateView) -> str:
+    return "no data" if view.outcome is Outcome.NO_DATA else "metrics source down"
+
+
+def _decision(
+    spec: RolloutSpec,
+    old: RolloutStatus,
+    new: RolloutStatus,
+    verb: str,
+    *,
+    reason: str = "",
+    forced: bool = False,
+    broadcast: bool = False,
+    new_thread: bool = False,
+) -> Decision:
+    change = Change(verb, old.state, new.state, old.percent, new.percent, reason, forced)
+    effects: list[Effect] = [Announce(broadcast=broadcast, new_thread=new_thread)]
+    if new.percent != old.percent:
+        effects.insert(0, SetPercent(spec.flag, new.percent, spec.plan.flags_on_at(new.percent)))
+    return Decision(new, change, tuple(effects))
+
+
+def state_words(status: RolloutStatus) -> str:
+    """A few words a person reads next to the rollout's name."""
+    return {
+        State.PENDING: "not started",
+        State.PROGRESSING: f"progressing at {status.percent} %",
+        State.PAUSED: f"paused at {status.percent} %",
+        State.ROLLED_BACK: "rolled back to 0 %",
+        State.COMPLETED: "completed at 100 %" if status.percent == 100 else "completed",
+    }[status.state]
+
+
+def _next_percent_words(spec: RolloutSpec, status: RolloutStatus) -> str:
+    index = spec.plan.next_index_above(status.percent)
+    if index is None:
+        return "it completes the rollout"
+    return f"{spec.plan.stages[index].percent} %"

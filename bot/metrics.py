@@ -1,0 +1,30 @@
+"""The bot's own metrics, on a registry per bot so several bots can run in one process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.commands = Counter(
+            "rollout_bot_commands",
+            "Commands handled, by verb and outcome",
+            ["verb", "outcome"],
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "rollout_bot_outbox_depth",
+            "Slack messages waiting to be delivered",
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "rollout_bot_outbox_delivered", "Slack messages delivered", registry=self.registry
+        )
+        self.delivery_failures = Counter(
+            "rollout_bot_outbox_delivery_failures",
+            "Slack delivery attempts that failed, by error",
+            ["error"],
+            registry=self.registry,
+        )

@@ -1,0 +1,149 @@
+"""The overview of every rollout that the dashboard and the App Home show.
+
+Pure: `build_overview` turns specs, statuses and events into a view-model. The renderers
+(`bot.dashboard` for HTML, `bot.slack.home` for Block Kit) take only the view-model;
+`bot.services.overview.OverviewSource` reads what it is built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.rollout import RolloutSpec, RolloutStatus, state_words
+
+RECENT_EVENTS = 5
+_VERB_WORDS = {
+    "start": "started",
+    "advance": "advanced",
+    "pause": "paused",
+    "resume": "resumed",
+    "rollback": "rolled back",
+    "complete": "completed",
+}
+
+
+def verb_words(verb: str) -> str:
+    """The past tense people read in a timeline: "advanced", "rolled back"."""
+    return _VERB_WORDS.get(verb, verb)
+
+
+@dataclass(frozen=True)
+class GateView:
+    """A gate's latest assessment: outcome is pass, fail, no_data or source_down."""
+
+    name: str
+    outcome: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """An open incident; `holder` is the Slack user who acknowledged it ("" while nobody has)."""
+
+    id: str
+    summary: str
+    holder: str = ""
+    rollout: str = ""
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: datetime
+    actor: str
+    source: str
+    verb: str
+    from_percent: int
+    to_percent: int
+    reason: str = ""
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    name: str
+    flag: str
+    plan: str
+    stages: tuple[int, ...]
+    state: str
+    words: str  # "progressing at 25 %", as the Slack messages say it
+    percent: int
+    version: int
+    stage: int | None  # 1-based; None before the first stage
+    advance: str
+    hold_reason: str = ""
+    stage_started_at: datetime | None = None
+    soak: timedelta | None = None
+    gate_names: tuple[str, ...] = ()  # configured gates, measured or not
+    events: tuple[EventView, ...] = ()  # newest first
+    gates: tuple[GateView, ...] = ()
+    incidents: tuple[IncidentView, ...] = ()
+
+    @property
+    def soak_ends_at(self) -> datetime | None:
+        if self.stage_started_at is None or self.soak is None:
+            return None
+        return self.stage_started_at + self.soak
+
+
+@dataclass(frozen=True)
+class Overview:
+    rollouts: tuple[RolloutView, ...]
+    now: datetime
+    timezone: str = "UTC"
+    incidents: tuple[IncidentView, ...] = field(default=())  # every open incident
+
+
+def build_overview(
+    specs: Mapping[str, RolloutSpec],
+    statuses: Mapping[str, RolloutStatus],
+    events: Mapping[str, Sequence[Mapping[str, Any]]],
+    now: datetime,
+    *,
+    timezone: str = "UTC",
+    gates: Mapping[str, Sequence[GateView]] | None = None,
+    incidents: Sequence[IncidentView] = (),
+) -> Overview:
+    """The view-model, in config order. `events` are the service's history rows, oldest first."""
+    rollouts = []
+    for name, spec in specs.items():
+        status = statuses.get(name, RolloutStatus())
+        stage = status.stage(spec.plan)
+        rollouts.append(
+            RolloutView(
+                name=name,
+                flag=spec.flag,
+                plan=spec.plan.name,
+                stages=spec.plan.percents,
+                state=status.state.value,
+                words=state_words(status),
+                percent=status.percent,
+                version=status.version,
+                stage=None if status.stage_index is None else status.stage_index + 1,
+                advance=spec.advance.value,
+                hold_reason=status.hold_reason,
+                stage_started_at=status.stage_started_at,
+                soak=stage.soak if stage else None,
+                gate_names=spec.gates,
+                events=tuple(_event(e) for e in reversed(events.get(name, ()))),
+                gates=tuple((gates or {}).get(name, ())),
+                incidents=tuple(i for i in incidents if i.rollout == name),
+            )
+        )
+    return Overview(tuple(rollouts), now, timezone, tuple(incidents))
+
+
+def _event(row: Mapping[str, Any]) -> EventView:
+    return EventView(
+        at=row["at"],
+        actor=row["actor"],
+        source=row["source"],
+        verb=row["verb"],
+        from_percent=row["from_percent"],
+        to_percent=row["to_percent"],
+        reason=row.get("reason") or "",
+        forced=bool(row.get("forced")),
+    )

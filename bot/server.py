@@ -1,0 +1,186 @@
+"""The HTTP surface: Slack at /slack/events, the JSON API, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
+
+from bot.domain.exposure import evaluate
+from bot.flags import read_document
+from bot.metrics import Metrics
+from bot.services.rollouts import RolloutService
+from storage.db import ping
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+SLASH_FIELDS = ("command", "user_id", "channel_id")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_web_app(
+    *,
+    bolt: AsyncApp | None,
+    signing_secret: str,
+    service: RolloutService,
+    metrics: Metrics,
+    engine: Any,
+    alertmanager: Handler | None = None,
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    verifier = SignatureVerifier(signing_secret)
+
+    async def slack_events(request: web.Request) -> web.Response:
+        if bolt is None:
+            return _error(404, "Slack over HTTP is off: this bot runs in Socket Mode")
+        body = await request.text()
+        if not _signature_ok(verifier, body, request):
+            return web.json_response({"error": "invalid request"}, status=401)
+        problem = _malformed(body, request.content_type)
+        if problem:
+            log.warning("refusing a Slack request: %s", problem)
+            return _error(400, problem)
+        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def list_rollouts(request: web.Request) -> web.Response:
+        statuses = await service.statuses()
+        return web.json_response([_rollout_json(service, n, statuses[n]) for n in service.specs])
+
+    async def one_rollout(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in service.specs:
+            return _error(404, f"no rollout named {name!r}; known: {', '.join(service.specs)}")
+        statuses = await service.statuses()
+        data = _rollout_json(service, name, statuses[name])
+        data["events"] = [
+            {**e, "at": e["at"].isoformat()} for e in await service.history(name, limit=50)
+        ]
+        async with service.sessions() as session:
+            views = await service.observations(session, service.specs[name], service.clock.now())
+        data["gate_states"] = [
+            {
+                "gate": v.name,
+                "outcome": v.outcome.value,
+                "since": v.since.isoformat(),
+                "value": v.value,
+                "threshold": v.threshold,
+                "window_seconds": v.window.total_seconds(),
+                "query": v.query,
+                "detail": v.detail,
+            }
+            for v in views.values()
+        ]
+        return web.json_response(data)
+
+    async def flags(request: web.Request) -> web.Response:
+        return web.json_response(await read_document(service.sessions, service.specs))
+
+    async def evaluate_flag(request: web.Request) -> web.Response:
+        flag, key = request.match_info["flag"], request.query.get("key", "")
+        if not key:
+            return _error(400, "pass the key to evaluate, e.g. ?key=user-42")
+        document = await read_document(service.sessions, service.specs)
+        answer = evaluate(document, flag, key)
+        if answer is None:
+            known = ", ".join(sorted(document["flags"])) or "none"
+            return _error(404, f"no flag named {flag!r}; known: {known}")
+        return web.json_response(answer)
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await ping(engine)
+        except Exception as exc:
+            return web.json_response({"ok": False, "database": str(exc)[:200]}, status=503)
+        return web.json_response({"ok": True, "database": "ok"})
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        async with service.sessions() as session:
+            metrics.outbox_depth.set(await Repository(session).outbox_depth())
+        return web.Response(
+            body=generate_latest(metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    app.router.add_post("/slack/events", slack_events)
+    if alertmanager is not None:
+        app.router.add_post("/alertmanager", alertmanager)
+    app.router.add_get("/api/rollouts", list_rollouts)
+    app.router.add_get("/api/rollouts/{name}", one_rollout)
+    app.router.add_get("/flags", flags)
+    app.router.add_get("/flags/{flag}/evaluate", evaluate_flag)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+def _signature_ok(verifier: SignatureVerifier, body: str, request: web.Request) -> bool:
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    if not timestamp.isdigit() or not signature:
+        return False
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    expected = verifier.generate_signature(timestamp=timestamp, body=body) or ""
+    return hmac.compare_digest(expected, signature)
+
+
+def _malformed(body: str, content_type: str) -> str | None:
+    """Why a signed body cannot be a Slack request, or None when it can."""
+    if not body:
+        return "empty body"
+    try:
+        if content_type == "application/json" or body.startswith("{"):
+            data = json.loads(body)
+        else:
+            form = dict(parse_qsl(body, keep_blank_values=True, strict_parsing=True))
+            data = json.loads(form["payload"]) if "payload" in form else form
+    except (ValueError, KeyError) as exc:
+        return f"the body is neither a Slack form nor JSON: {exc}"
+    if not isinstance(data, dict):
+        return "the payload must be a JSON object"
+    if "command" in data:
+        missing = [f for f in SLASH_FIELDS if not data.get(f)]
+        if missing:
+            return f"slash command without {', '.join(missing)}"
+    elif "type" not in data:
+        return "neither a slash command nor an interaction payload"
+    return None
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _rollout_json(service: RolloutService, name: str, status: Any) -> dict[str, Any]:
+    spec = service.specs[name]
+    stage = status.stage(spec.plan)
+    return {
+        "name": name,
+        "flag": spec.flag,
+        "plan": spec.plan.name,
+        "state": status.state.value,
+        "percent": status.percent,
+        "version": status.version,
+        "stage": None if status.stage_index is None else status.stage_index + 1,
+        "stages": list(spec.plan.percents),
+        "stage_started_at": status.stage_started_at.isoformat()
+        if status.stage_started_at
+        else None,
+        "soak_seconds": int(stage.soak.total_seconds()) if stage else None,
+        "hold_reason": status.hold_reason,
+        "advance": spec.advance.value,
+        "gates": list(spec.gates),
+    }

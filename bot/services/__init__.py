@@ -1,0 +1,1 @@
+"""Load → decide → persist → effects. Each decision is one transaction."""

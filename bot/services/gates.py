@@ -1,0 +1,235 @@
+"""The control loop: measure a rollout's gates on their interval, then let `decide` judge.
+
+Each active rollout with gates has one timer row, `gates:NAME`. When it is due, the
+service measures the gates whose interval has passed (all at once, off the event loop),
+and in ONE transaction writes the new gate states, applies `Evaluate` (rollback, advance,
+complete or hold-and-page) and sets the next tick. `soak:NAME` fires at the end of a
+stage's soak, so a rollout without gates advances on time too.
+
+Why gate states are persisted rather than re-read from Prometheus for the whole window:
+the bot's own view (outcome, since when, last value) survives a restart with any metrics
+source — a simulated one included — and it records outcomes Prometheus cannot report
+about itself (it cannot say when it was unreachable). A bot restarted in the middle of
+a breach reads `since` back and rolls back on time; see `assess.next_view` for how a gap
+in watching is treated (never as green).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.domain.assess import (
+    GateRule,
+    Measurement,
+    assess,
+    due_gates,
+    next_measurement_at,
+    next_view,
+)
+from bot.domain.gates import GateView, Outcome
+from bot.domain.plans import tier_for
+from bot.domain.rollout import ACTIVE_STATES, Decision, Evaluate, RolloutSpec, RolloutStatus, State
+from bot.prometheus import MetricsSource
+from bot.services.rollouts import AUTOMATIC, Actor, Moved, RolloutService, status_of
+from storage.repository import DueTimer, Repository
+
+log = logging.getLogger(__name__)
+
+GATES = "gates"
+SOAK = "soak"
+BOT = Actor(AUTOMATIC, "automatic")
+
+
+class GateService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        specs: Mapping[str, RolloutSpec],
+        rules: Mapping[str, GateRule],
+        source: MetricsSource | None,
+        clock: Clock,
+    ) -> None:
+        self.sessions = sessions
+        self.specs = specs
+        self.rules = rules
+        self.source = source
+        self.clock = clock
+        self.service: RolloutService | None = None  # set by the wiring
+
+    def rules_for(self, spec: RolloutSpec) -> list[GateRule]:
+        return [self.rules[g] for g in spec.gates if g in self.rules]
+
+    # --- what decide sees -------------------------------------------------------------
+
+    async def observations(
+        self, session: AsyncSession, spec: RolloutSpec, now: datetime
+    ) -> dict[str, GateView]:
+        repo = Repository(session)
+        row = await repo.rollout(spec.name)
+        percent = row.percent if row is not None else 0
+        rows = await repo.gate_states([spec.name])
+        return self._views(spec, rows, percent)
+
+    def _views(self, spec: RolloutSpec, rows: Any, percent: int) -> dict[str, GateView]:
+        tier = tier_for(max(percent, 1))
+        views = {}
+        for row in rows:
+            rule = self.rules.get(row.gate)
+            if rule is None or row.gate not in spec.gates:
+                continue
+            views[row.gate] = GateView(
+                name=row.gate,
+                outcome=Outcome(row.outcome),
+                since=row.since,
+                value=row.value,
+                threshold=row.threshold,
+                window=rule.window_at(tier),
+                query=rule.query_for(spec.flag),
+                detail=row.detail,
+                measured_at=row.measured_at,
+                grace=rule.no_data_grace,
+                escalated=row.escalated,
+            )
+        return views
+
+    # --- after every decision, inside its transaction --------------------------------
+
+    async def on_decision(
+        self, session: AsyncSession, spec: RolloutSpec, decision: Decision, now: datetime
+    ) -> None:
+        repo = Repository(session)
+        status = decision.status
+        name = spec.name
+        if decision.change.verb == "start":
+            await repo.clear_gate_states(name)  # a new run judges its gates afresh
+        if decision.change.verb == "hold":
+            for view in decision.gates:
+                await repo.save_gate_state(name, view.name, {"escalated": True})
+        if _watched(status) and self.rules_for(spec) and self.source is not None:
+            await repo.set_timer(f"{GATES}:{name}", GATES, now, {"rollout": name})
+        stage = status.stage(spec.plan)
+        if status.state is State.PROGRESSING and stage and status.stage_started_at:
+            due = status.stage_started_at + stage.soak
+            await repo.set_timer(f"{SOAK}:{name}", SOAK, due, {"rollout": name})
+        else:
+            await repo.cancel_timer(f"{SOAK}:{name}")
+
+    # --- timers -----------------------------------------------------------------------
+
+    async def soak_ended(self, timer: DueTimer) -> None:
+        spec = self.specs.get(timer.payload.get("rollout", ""))
+        if spec is None or self.service is None:
+            return
+        for _ in range(3):
+            try:
+                async with self.sessions() as session, session.begin():
+                    outcome = await self.service.decide_in(
+                        session, spec, Evaluate(), BOT, self.clock.now()
+                    )
+                    await Repository(session).finish_timer(timer.key, timer.token)
+            except Moved:
+                continue
+            if outcome.decision is not None:
+                self.service.notify()
+            return
+
+    async def tick(self, timer: DueTimer) -> None:
+        """Measure the due gates of one rollout, then evaluate it, in one transaction."""
+        spec = self.specs.get(timer.payload.get("rollout", ""))
+        if spec is None or self.service is None or self.source is None:
+            return
+        rules = self.rules_for(spec)
+        now = self.clock.now()
+        async with self.sessions() as session:
+            repo = Repository(session)
+            row = await repo.rollout(spec.name)
+            if row is None or not _watched(status_of(row)):
+                return  # rolled back, completed or not started: the loop drops the timer
+            views = self._views(spec, await repo.gate_states([spec.name]), row.percent)
+        due = due_gates(rules, views, now)
+        due += [r for r in rules if r not in due and _breach_deadline(views.get(r.name), now)]
+        source = self.source
+        measured = await asyncio.gather(*(source.measure(r.query_for(spec.flag)) for r in due))
+        for _ in range(3):
+            try:
+                decision = await self._judge(spec, rules, list(zip(due, measured, strict=True)))
+            except Moved:
+                continue  # someone acted meanwhile: judge again on the new status
+            if decision is not None:
+                self.service.notify()
+            break
+        # _judge set the next tick (a new token), so the loop's finish is a no-op.
+
+    async def _judge(
+        self,
+        spec: RolloutSpec,
+        rules: list[GateRule],
+        measured: list[tuple[GateRule, Measurement]],
+    ) -> Decision | None:
+        assert self.service is not None
+        now = self.clock.now()
+        key = f"{GATES}:{spec.name}"
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            row = await repo.rollout(spec.name)
+            assert row is not None
+            status = status_of(row)
+            if not _watched(status):
+                await repo.cancel_timer(key)
+                return None
+            tier = tier_for(status.percent)
+            views = self._views(spec, await repo.gate_states([spec.name]), status.percent)
+            for rule, measurement in measured:
+                query = rule.query_for(spec.flag)
+                view = next_view(
+                    views.get(rule.name), rule, tier, assess(rule, tier, measurement), query, now
+                )
+                views[rule.name] = view
+                await repo.save_gate_state(spec.name, rule.name, _columns(view))
+            outcome = await self.service.decide_in(session, spec, Evaluate(), BOT, now)
+            after = outcome.decision.status if outcome.decision else status
+            if _watched(after):
+                await repo.set_timer(
+                    key, GATES, _next_tick(rules, views, now), {"rollout": spec.name}
+                )
+            else:
+                await repo.cancel_timer(key)
+            return outcome.decision
+
+
+def _watched(status: RolloutStatus) -> bool:
+    """Gates are measured while traffic is exposed: running or paused, above 0 %."""
+    return status.state in ACTIVE_STATES and status.percent > 0
+
+
+def _breach_deadline(view: GateView | None, now: datetime) -> bool:
+    return view is not None and view.outcome is Outcome.FAIL and view.since + view.window <= now
+
+
+def _next_tick(rules: list[GateRule], views: Mapping[str, GateView], now: datetime) -> datetime:
+    """The next measurement, or sooner: the moment a red gate's window completes, so a
+    sustained breach rolls back on the dot rather than up to an interval later."""
+    due = next_measurement_at(rules, views, now)
+    for view in views.values():
+        if view.outcome is Outcome.FAIL:
+            due = min(due, max(now, view.since + view.window))
+    return due
+
+
+def _columns(view: GateView) -> dict[str, Any]:
+    return {
+        "outcome": view.outcome.value,
+        "since": view.since,
+        "measured_at": view.measured_at,
+        "value": view.value,
+        "threshold": view.threshold,
+        "detail": view.detail[:2000],
+        "escalated": view.escalated,
+    }

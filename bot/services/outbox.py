@@ -1,0 +1,251 @@
+"""Delivers queued Slack messages: in order per channel, with retries, backoff and 429 waits.
+
+A message is leased before it is sent and marked delivered after, so a crashed bot
+delivers it after restart. Delivery is at least once: a crash in the instant between
+Slack accepting a message and the mark being written would send it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import ClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.metrics import Metrics
+from bot.services.waiting import wait_until_due
+from storage.models import OutboxRow
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 12  # backoff doubles from 1 s to 5 min: about half an hour of trying
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "is_archived",
+        "user_not_found",
+        "user_not_in_channel",
+        "cant_update_message",
+    }
+)
+
+
+class Delivery(Exception):
+    """A failed delivery: retry after `retry_after` seconds, or never when permanent."""
+
+    def __init__(self, error: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(error)
+        self.error = error
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+Sender = Callable[["OutboxWorker", OutboxRow], Awaitable[None]]
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        client: AsyncWebClient,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        poll_seconds: float = 1.0,
+        senders: Mapping[str, Sender] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.senders = {**SENDERS, **(senders or {})}  # more kinds, e.g. incident messages
+        self.client = client
+        self.clock = clock
+        self.metrics = metrics
+        self.poll_seconds = poll_seconds
+        self.kick = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                delivered = await self.deliver_due()
+            except Exception:
+                log.exception("outbox pass failed; trying again")
+                delivered = 0
+            if not delivered:
+                try:
+                    await self._wait()
+                except Exception:  # e.g. the database locked past its busy timeout
+                    log.exception("outbox wait failed; trying again")
+                    await asyncio.sleep(
+                        self.poll_seconds
+                    )  # real time: a manual clock may stand still
+
+    async def deliver_due(self) -> int:
+        """Deliver the due head of every channel once. Returns how many were attempted."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            heads = await repo.claim_outbox_heads(now, LEASE)
+            self.metrics.outbox_depth.set(await repo.outbox_depth())
+        await asyncio.gather(*(self._deliver(row) for row in heads))
+        return len(heads)
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        try:
+            await self.senders[row.kind](self, row)
+        except Delivery as failure:
+            await self._failed(row, failure)
+        except SlackApiError as exc:
+            await self._failed(row, _classify(exc))
+        except (ClientError, TimeoutError, OSError) as exc:
+            await self._failed(row, Delivery(f"{type(exc).__name__}: {exc}"))
+        else:
+            async with self.sessions() as session, session.begin():
+                await Repository(session).outbox_done(row.id, self.clock.now())
+            self.metrics.deliveries.inc()
+
+    async def _failed(self, row: OutboxRow, failure: Delivery) -> None:
+        now = self.clock.now()
+        self.metrics.delivery_failures.labels(failure.error.split(":")[0][:40]).inc()
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            if failure.permanent or row.attempts + 1 >= MAX_ATTEMPTS:
+                log.error(
+                    "giving up on outbox message %s (%s): %s", row.id, row.kind, failure.error
+                )
+                await repo.outbox_give_up(row.id, now, failure.error)
+                return
+            delay = failure.retry_after
+            if delay is None:
+                delay = min(2.0**row.attempts, 300.0)
+            log.warning(
+                "outbox message %s failed (%s); retrying in %.0fs", row.id, failure.error, delay
+            )
+            await repo.outbox_retry(row.id, now + timedelta(seconds=delay), failure.error)
+
+    async def _wait(self) -> None:
+        async with self.sessions() as session:
+            next_due = await Repository(session).outbox_next_due()
+        await wait_until_due(self.clock, next_due, self.kick, self.poll_seconds)
+
+    # --- senders, one per kind of message ---------------------------------------------
+
+    async def _thread_target(self, row: OutboxRow) -> tuple[str | None, str | None]:
+        if row.rollout is None:
+            return None, None
+        async with self.sessions() as session:
+            rollout = await Repository(session).rollout(row.rollout)
+        if rollout is None:
+            return None, None
+        return rollout.thread_channel, rollout.thread_ts
+
+    async def _post_parent(self, row: OutboxRow) -> None:
+        response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
+        if row.rollout is not None:
+            async with self.sessions() as session, session.begin():
+                await Repository(session).set_thread(
+                    row.rollout, str(response["channel"]), str(response["ts"])
+                )
+
+    async def _post_reply(self, row: OutboxRow) -> None:
+        channel, ts = await self._thread_target(row)
+        if channel is None or ts is None:
+            await self._post_parent(row)  # no thread yet: this message starts one
+            return
+        await self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=ts,
+            reply_broadcast=bool(row.payload.get("reply_broadcast")),
+            **_message(row),
+        )
+
+    async def _update_parent(self, row: OutboxRow) -> None:
+        channel, ts = await self._thread_target(row)
+        if channel is None or ts is None:
+            return  # nothing to edit: the parent was never posted
+        await self.client.chat_update(channel=channel, ts=ts, **_message(row))
+
+    async def _post_ephemeral(self, row: OutboxRow) -> None:
+        await self.client.chat_postEphemeral(
+            channel=row.channel, user=row.payload["user"], **_message(row)
+        )
+
+    async def _post_message(self, row: OutboxRow) -> None:
+        """A plain message; with a `ref`, where it landed is kept for later replies."""
+        response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
+        ref = row.payload.get("ref")
+        if ref:
+            async with self.sessions() as session, session.begin():
+                await Repository(session).remember_message(
+                    ref, str(response["channel"]), str(response["ts"]), self.clock.now()
+                )
+
+    async def _upload_file(self, row: OutboxRow) -> None:
+        """A file (a chart), in the thread of the message named by `thread_ref` when it
+        was posted, else at the top of the channel. Slack's flow: get an upload URL, send
+        the bytes, complete the upload."""
+        channel, thread_ts = row.channel, None
+        ref = row.payload.get("thread_ref")
+        if ref:
+            async with self.sessions() as session:
+                posted = await Repository(session).message_ref(ref)
+            if posted is not None:
+                channel, thread_ts = posted.channel, posted.ts
+        await self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            content=base64.b64decode(row.payload["content_b64"]),
+            filename=row.payload["filename"],
+            title=row.payload.get("title", row.payload["filename"]),
+            initial_comment=row.payload.get("comment") or None,
+        )
+
+
+SENDERS: dict[str, Sender] = {
+    "thread_parent": OutboxWorker._post_parent,
+    "thread_reply": OutboxWorker._post_reply,
+    "parent_update": OutboxWorker._update_parent,
+    "ephemeral": OutboxWorker._post_ephemeral,
+    "message": OutboxWorker._post_message,
+    "file": OutboxWorker._upload_file,
+}
+
+
+def message_fields(row: OutboxRow) -> dict[str, Any]:
+    """The text and blocks of a queued message, as chat.postMessage takes them."""
+    return _message(row)
+
+
+def _message(row: OutboxRow) -> dict[str, Any]:
+    payload = {"text": row.payload.get("text", "")}
+    if row.payload.get("blocks"):
+        payload["blocks"] = row.payload["blocks"]
+    return payload
+
+
+def _classify(exc: SlackApiError) -> Delivery:
+    response = exc.response
+    status = getattr(response, "status_code", 200)
+    if status == 429:
+        headers = getattr(response, "headers", {}) or {}
+        retry_after = headers.get("Retry-After") or headers.get("retry-after") or "1"
+        return Delivery("ratelimited", retry_after=float(retry_after))
+    error = str(response.get("error", f"http_{status}")) if status < 500 else f"http_{status}"
+    return Delivery(error, permanent=error in PERMANENT_ERRORS)

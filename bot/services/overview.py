@@ -1,0 +1,110 @@
+"""Reading the overview: rollout statuses and recent events from the service, and gate
+states and open incidents from whoever provides them, built into the pure view-model."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.domain.gates import GateView as GateStateView
+from bot.domain.rollout import RolloutSpec
+from bot.overview import (
+    RECENT_EVENTS,
+    GateView,
+    IncidentView,
+    Overview,
+    build_overview,
+)
+from bot.services.rollouts import RolloutService
+from storage.incidents import Incidents
+
+GateSource = Callable[[], Awaitable[Mapping[str, Sequence[GateView]]]]
+IncidentSource = Callable[[], Awaitable[Sequence[IncidentView]]]
+
+
+class OverviewSource:
+    """Reads what the overview shows. `gates` and `incidents` are plugged in by the wiring
+    once gate states and incidents exist; until then the overview shows none."""
+
+    def __init__(
+        self,
+        service: RolloutService,
+        clock: Clock,
+        *,
+        timezone: str = "UTC",
+        recent_events: int = RECENT_EVENTS,
+        gates: GateSource | None = None,
+        incidents: IncidentSource | None = None,
+    ) -> None:
+        self.service = service
+        self.clock = clock
+        self.timezone = timezone
+        self.recent_events = recent_events
+        self.gates = gates
+        self.incidents = incidents
+
+    @property
+    def on_change(self) -> list[Callable[[], None]]:
+        """Listeners called after every change the service commits."""
+        return self.service.on_change
+
+    async def load(self) -> Overview:
+        statuses = await self.service.statuses()
+        events = {}
+        if self.recent_events:
+            for name in self.service.specs:
+                events[name] = await self.service.history(name, limit=self.recent_events)
+        gates = await self.gates() if self.gates is not None else None
+        incidents = await self.incidents() if self.incidents is not None else ()
+        return build_overview(
+            self.service.specs,
+            statuses,
+            events,
+            self.clock.now(),
+            timezone=self.timezone,
+            gates=gates,
+            incidents=incidents,
+        )
+
+
+class _GateStates(Protocol):
+    async def observations(
+        self, session: AsyncSession, spec: RolloutSpec, now: datetime
+    ) -> Mapping[str, GateStateView]: ...
+
+
+def gate_states(gates: _GateStates, service: RolloutService) -> GateSource:
+    """The latest gate outcomes of every rollout, as the control loop last measured them."""
+
+    async def read() -> Mapping[str, Sequence[GateView]]:
+        now = service.clock.now()
+        found: dict[str, list[GateView]] = {}
+        async with service.reader() as session:
+            for name, spec in service.specs.items():
+                if not spec.gates:
+                    continue
+                views = await gates.observations(session, spec, now)
+                found[name] = [
+                    GateView(v.name, v.outcome.value, v.value, v.threshold)
+                    for v in (views[g] for g in spec.gates if g in views)
+                ]
+        return found
+
+    return read
+
+
+def open_incidents(sessions: async_sessionmaker[AsyncSession]) -> IncidentSource:
+    """Every live incident (open or acknowledged), oldest first."""
+
+    async def read() -> Sequence[IncidentView]:
+        async with sessions() as session:
+            rows = await Incidents(session).live()
+        return [
+            IncidentView(f"#{r.id}", r.summary, r.acked_by or "", r.rollout or "") for r in rows
+        ]
+
+    return read

@@ -1,0 +1,100 @@
+"""One loop that runs due timers (soak ends, gate evaluations, checkpoints, pages).
+
+Timers are rows with a due time. A loop claims a due row by leasing it and moving its
+token on; two loops, or a restarted bot, never run the same claim twice. A handler that
+writes should finish its timer in its own transaction (`Repository.finish_timer(key,
+token)`), so its work and the timer's end commit together; the loop finishes it afterwards
+too, which is then a no-op. A handler that fails leaves the timer leased; it runs again
+once the lease ends.
+
+Claimed timers run concurrently, up to `concurrency` at once, so one slow handler (a gate
+tick waiting on a slow Prometheus) does not hold back the others (an escalation step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.services.waiting import wait_until_due
+from storage.repository import DueTimer, Repository
+
+log = logging.getLogger(__name__)
+
+TimerHandler = Callable[[DueTimer], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        poll_seconds: float = 1.0,
+        lease: timedelta = timedelta(minutes=2),
+        concurrency: int = 16,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self.handlers: dict[str, TimerHandler] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self.kick = asyncio.Event()
+
+    def on(self, kind: str, handler: TimerHandler) -> None:
+        self.handlers[kind] = handler
+
+    async def run(self) -> None:
+        while True:
+            try:
+                ran = await self.run_due()
+            except Exception:
+                log.exception("scheduler pass failed; trying again")
+                ran = 0
+            if not ran:
+                try:
+                    async with self.sessions() as session:
+                        next_due = await Repository(session).next_timer_due()
+                except Exception:  # e.g. the database locked past its busy timeout
+                    log.exception("scheduler could not read the next due time; polling")
+                    next_due = None
+                await wait_until_due(self.clock, next_due, self.kick, self.poll_seconds)
+
+    async def run_due(self) -> int:
+        """Run every timer due now, once. Returns how many ran."""
+        async with self.sessions() as session, session.begin():
+            due = await Repository(session).claim_due_timers(self.clock.now(), self.lease)
+        await asyncio.gather(*(self._run_in_slot(timer) for timer in due))
+        return len(due)
+
+    async def _release(self, timer: DueTimer) -> None:
+        async with self.sessions() as session, session.begin():
+            await Repository(session).release_timer(timer.key, timer.token)
+
+    async def _run_in_slot(self, timer: DueTimer) -> None:
+        async with self._slots:
+            await self._run(timer)
+
+    async def _run(self, timer: DueTimer) -> None:
+        handler = self.handlers.get(timer.kind)
+        if handler is None:
+            log.error("no handler for timer kind %r (%s); dropping it", timer.kind, timer.key)
+        else:
+            try:
+                await handler(timer)
+            except asyncio.CancelledError:
+                # The bot is stopping: release the claim so the next bot runs it at once
+                # instead of waiting out the lease (a gate tick must not miss its window).
+                await asyncio.shield(self._release(timer))
+                raise
+            except Exception:
+                log.exception("timer %s failed; it runs again after its lease", timer.key)
+                return
+        async with self.sessions() as session, session.begin():
+            await Repository(session).finish_timer(timer.key, timer.token)

@@ -1,0 +1,100 @@
+"""The App Home tab: the overview of every rollout for the person who opens it, as Block Kit.
+
+Pure: a function of the overview view-model and the viewer's user ID. Within Slack's limits
+for a Home view: at most 100 blocks, section text at most 3000 characters, header text at
+most 150; rollouts that do not fit fold into one "and N more" line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain.rollout import State
+from bot.overview import IncidentView, Overview, RolloutView, verb_words
+from bot.slack.blocks import (
+    _STATE_MARK,
+    Block,
+    context,
+    mention,
+    progress_bar,
+    section,
+    slack_date,
+)
+
+VIEW_BLOCK_LIMIT = 100
+HEADER_LIMIT = 150
+_GATE_MARK = {"pass": "🟢", "fail": "🔴", "no_data": "⚪", "source_down": "⚠️"}
+
+
+def home_view(overview: Overview, user: str) -> dict[str, Any]:
+    """The `views.publish` view for `user`."""
+    top: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Rollouts"[:HEADER_LIMIT]}},
+        context(
+            f"Updated {slack_date(overview.now)} · act with `/rollout` "
+            "(`/rollout help` lists every command)"
+        ),
+        *_held_by(overview.incidents, user),
+        {"type": "divider"},
+    ]
+    groups = [_rollout_blocks(r) for r in overview.rollouts]
+    body: list[Block] = []
+    room = VIEW_BLOCK_LIMIT - len(top) - 1  # keep one block for "and N more"
+    shown = 0
+    for group in groups:
+        if len(body) + len(group) > room:
+            break
+        body.extend(group)
+        shown += 1
+    if shown < len(groups):
+        hidden = overview.rollouts[shown:]
+        names = ", ".join(r.name for r in hidden[:20]) + (", …" if len(hidden) > 20 else "")
+        body.append(
+            section(
+                f"…and {len(hidden)} more: {names}. Type `/rollout status NAME` for one of them."
+            )
+        )
+    if not groups:
+        body.append(section("No rollouts are configured. Add one under `rollouts:` in the config."))
+    return {"type": "home", "blocks": top + body}
+
+
+def _held_by(incidents: tuple[IncidentView, ...], user: str) -> list[Block]:
+    mine = [i for i in incidents if i.holder == user]
+    if not mine:
+        return [context("You hold no open incidents.")]
+    lines = [f"*Incidents you hold ({len(mine)})*"]
+    lines += [f"• `{i.id}` {i.summary}" for i in mine]
+    return [section("\n".join(lines))]
+
+
+def _rollout_blocks(r: RolloutView) -> list[Block]:
+    mark = _STATE_MARK[State(r.state)]
+    where = "not started" if r.stage is None else f"stage {r.stage} of {len(r.stages)}"
+    plan = " → ".join(str(p) for p in r.stages)
+    lines = [
+        f"{mark} *{r.name}* · flag `{r.flag}` · {r.words}",
+        f"`{progress_bar(r.percent)}` *{r.percent} %* · {where}",
+        f"Plan *{r.plan}*: {plan} %",
+    ]
+    if r.hold_reason:
+        lines.append(f"Held: {r.hold_reason}")
+    for incident in r.incidents:
+        holder = f"held by {mention(incident.holder)}" if incident.holder else "not acknowledged"
+        lines.append(f"🚨 `{incident.id}` {incident.summary} ({holder})")
+    if r.gates:
+        lines.append(
+            "Gates: " + ", ".join(f"{_GATE_MARK.get(g.outcome, '•')} {g.name}" for g in r.gates)
+        )
+    blocks = [section("\n".join(lines))]
+    if r.events:
+        e = r.events[0]
+        last = (
+            f"Last: {mention(e.actor)} {verb_words(e.verb)} "
+            f"{e.from_percent} % → {e.to_percent} % {slack_date(e.at)}"
+        )
+        if e.reason:
+            last += f" — {e.reason}"
+        blocks.append(context(last))
+    blocks.append({"type": "divider"})
+    return blocks

@@ -1,0 +1,220 @@
+"""Block Kit for incidents: the thread message (edited in place), pages, reminders and
+the "nobody answered" message. Pure functions of data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.durations import format_duration
+from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
+from bot.slack import actions
+from bot.slack.blocks import Block, button, context, mention, section, slack_date
+
+MAX_ALERTS_SHOWN = 10
+_KIND_WORDS = {
+    "automatic_rollback": "automatic rollback",
+    "no_data": "a gate has had no data past its grace period",
+    "source_down": "Prometheus is unreachable",
+    "alert": "Alertmanager alert",
+}
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """What the incident's messages show."""
+
+    id: int
+    kind: str
+    summary: str
+    state: IncidentState
+    opened_at: datetime
+    rollout: str | None = None
+    detail: str = ""
+    severity: str = ""
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    silenced_until: datetime | None = None
+    exhausted: bool = False
+    alerts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source_url: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"#{self.id}"
+
+
+def who(actor: str | None) -> str:
+    if not actor:
+        return "someone"
+    if actor == "alertmanager":
+        return "Alertmanager"
+    return mention(actor)
+
+
+def title(view: IncidentView) -> str:
+    where = f" · *{view.rollout}*" if view.rollout else ""
+    return f"Incident {view.label}{where} · {_KIND_WORDS.get(view.kind, view.kind)}"
+
+
+def incident_message(view: IncidentView) -> dict[str, Any]:
+    """The incident's message in the rollout's thread (or the channel), edited in place as
+    the incident is acknowledged, silenced or resolved."""
+    mark = {
+        IncidentState.OPEN: "🚨",
+        IncidentState.SILENCED: "🔕",
+        IncidentState.ACKNOWLEDGED: "👀",
+        IncidentState.RESOLVED: "✅",
+    }[view.state]
+    lines = [f"{mark} {title(view)}", view.summary]
+    if view.detail:
+        lines.append(view.detail)
+    alert_lines = _alert_lines(view.alerts)
+    if alert_lines:
+        lines.append("\n".join(alert_lines))
+    blocks: list[Block] = [section("\n".join(lines))]
+    status = status_line(view)
+    blocks.append(context(status))
+    buttons = incident_buttons(view)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"incident:{view.id}", "elements": buttons})
+    text = f"{mark} Incident {view.label}: {view.summary} — {_plain(status)}"
+    return {"text": text, "blocks": blocks}
+
+
+def status_line(view: IncidentView) -> str:
+    opened = f"Opened {slack_date(view.opened_at)}"
+    if view.state is IncidentState.RESOLVED:
+        line = f"Resolved by {who(view.resolved_by)}"
+        if view.resolved_at is not None:
+            line += f" {slack_date(view.resolved_at)}"
+        if view.acked_by:
+            line += f" · acknowledged by {who(view.acked_by)}"
+        return f"{line} · {opened}"
+    if view.state is IncidentState.ACKNOWLEDGED:
+        line = f"Acknowledged by {who(view.acked_by)}"
+        if view.acked_at is not None:
+            line += f" {slack_date(view.acked_at)}"
+        return f"{line}; escalation stopped · {opened}"
+    if view.state is IncidentState.SILENCED and view.silenced_until is not None:
+        return f"Silenced until {slack_date(view.silenced_until)} · {opened}"
+    if view.exhausted:
+        return f"Nobody answered the on-call chain · {opened}"
+    return f"Paging the on-call chain until someone acknowledges · {opened}"
+
+
+def incident_buttons(view: IncidentView) -> list[Block]:
+    if view.state is IncidentState.RESOLVED:
+        return []
+    value = actions.IncidentButtonValue(view.id).encode()
+    buttons: list[Block] = []
+    if view.state is not IncidentState.ACKNOWLEDGED:
+        buttons.append(button("Acknowledge", actions.INCIDENT_ACK, value, "primary"))
+    buttons.append(button("Resolve", actions.INCIDENT_RESOLVE, value))
+    if view.state is IncidentState.OPEN:
+        buttons.append(button("Silence 1h", actions.INCIDENT_SILENCE, value))
+    return buttons
+
+
+def page_dm(view: IncidentView, level: int, round: int, snapshot: ChainSnapshot) -> dict[str, Any]:
+    """The direct message to the person paged."""
+    where = f" in *{view.rollout}*" if view.rollout else ""
+    lines = [
+        f"🚨 You are on call for incident {view.label}{where}: {view.summary}",
+        _level_words(level, round, snapshot)
+        + " Acknowledge to stop the escalation, or type "
+        + f"`/rollout ack {view.id}`.",
+    ]
+    if view.detail:
+        lines.insert(1, view.detail)
+    buttons = incident_buttons(view)
+    blocks: list[Block] = [section("\n".join(lines))]
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"page:{view.id}", "elements": buttons})
+    return {"text": f"🚨 Incident {view.label}: {view.summary}", "blocks": blocks}
+
+
+def page_mention(
+    view: IncidentView, target: Level, level: int, round: int, snapshot: ChainSnapshot
+) -> dict[str, Any]:
+    """The mention in the rollout's thread."""
+    text = (
+        f"{target.mention()} you are paged for incident {view.label}: {view.summary}\n"
+        + _level_words(level, round, snapshot)
+        + f" Acknowledge with the button or `/rollout ack {view.id}`."
+    )
+    return {"text": text, "blocks": [section(text)]}
+
+
+def nobody_answered(view: IncidentView, snapshot: ChainSnapshot) -> dict[str, Any]:
+    rounds = "once" if snapshot.rounds == 1 else f"{snapshot.rounds} times"
+    people = ", ".join(lv.mention() for lv in snapshot.levels)
+    text = (
+        f"<!channel> Nobody acknowledged incident {view.label}"
+        + (f" in *{view.rollout}*" if view.rollout else "")
+        + f": {view.summary}\nThe on-call chain ({people}) was paged {rounds}. "
+        f"Can anyone look? Type `/rollout ack {view.id}` to take it."
+    )
+    return {"text": text, "blocks": [section(text)]}
+
+
+def reminder(view: IncidentView, acked_at: datetime, now: datetime) -> dict[str, Any]:
+    ago = format_duration(timedelta(seconds=int((now - acked_at).total_seconds())))
+    text = (
+        f"⏰ Incident {view.label} is still open: {view.summary}\n"
+        f"You acknowledged it {ago} ago. Resolve it when it is over."
+    )
+    value = actions.IncidentButtonValue(view.id).encode()
+    buttons = [button("Resolve", actions.INCIDENT_RESOLVE, value, "primary")]
+    return {
+        "text": text,
+        "blocks": [
+            section(text),
+            {"type": "actions", "block_id": f"remind:{view.id}", "elements": buttons},
+        ],
+    }
+
+
+def open_incidents_text(views: Sequence[IncidentView]) -> str:
+    listed = "\n".join(f"• `{v.id}` — {title(v)}: {v.summary}" for v in views)
+    return f"{len(views)} incidents are open:\n{listed}"
+
+
+def _level_words(level: int, round: int, snapshot: ChainSnapshot) -> str:
+    words = f"Level {level + 1} of {len(snapshot.levels)}"
+    if snapshot.rounds > 1:
+        words += f", round {round + 1} of {snapshot.rounds}"
+    wait = snapshot.levels[level].wait if snapshot.levels else timedelta(0)
+    last = level + 1 == len(snapshot.levels) and round + 1 == snapshot.rounds
+    nxt = "the whole channel is told" if last else "the next level is paged"
+    who_ = (
+        "the group" if snapshot.levels and snapshot.levels[level].kind is TargetKind.GROUP else ""
+    )
+    return (
+        f"{words}{' (' + who_ + ')' if who_ else ''}: if nobody acknowledges within "
+        f"{format_duration(wait)}, {nxt}."
+    )
+
+
+def _alert_lines(alerts: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    if not alerts:
+        return []
+    firing = [a for a in alerts.values() if a.get("status") == "firing"]
+    resolved = len(alerts) - len(firing)
+    lines = [f"Alerts: {len(firing)} firing, {resolved} resolved"]
+    for alert in sorted(firing, key=lambda a: str(a.get("name", "")))[:MAX_ALERTS_SHOWN]:
+        line = f"• 🔥 *{alert.get('name', '?')}*"
+        if alert.get("summary"):
+            line += f" — {alert['summary']}"
+        lines.append(line)
+    if len(firing) > MAX_ALERTS_SHOWN:
+        lines.append(f"• … and {len(firing) - MAX_ALERTS_SHOWN} more")
+    return lines
+
+
+def _plain(text: str) -> str:
+    return text.replace("*", "")

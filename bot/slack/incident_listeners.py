@@ -1,0 +1,46 @@
+"""Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h): ack first,
+call the incident service, tell the person who clicked what happened."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.metrics import Metrics
+from bot.services.incidents import Answer, IncidentService
+from bot.services.rollouts import RolloutService
+from bot.slack import actions
+
+log = logging.getLogger(__name__)
+
+
+def register_incident_actions(
+    app: AsyncApp, incidents: IncidentService, service: RolloutService, metrics: Metrics
+) -> None:
+    @app.action(re.compile("^(" + "|".join(actions.INCIDENT_ALL) + ")$"))
+    async def on_incident_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        user = str(body.get("user", {}).get("id", ""))
+        channel = str(body.get("channel", {}).get("id") or service.channel)
+        try:
+            value = actions.IncidentButtonValue.decode(str(action.get("value", "")))
+        except ValueError:
+            log.warning("ignoring an incident button with a value we did not write: %r", action)
+            return
+        answer: Answer
+        if action["action_id"] == actions.INCIDENT_ACK:
+            answer = await incidents.acknowledge(value.incident, user)
+            verb = "ack"
+        elif action["action_id"] == actions.INCIDENT_RESOLVE:
+            answer = await incidents.resolve(value.incident, user)
+            verb = "resolve"
+        else:
+            answer = await incidents.silence(value.incident, user)
+            verb = "silence"
+        metrics.commands.labels(verb, "ok" if answer.ok else "refused").inc()
+        await service.tell(channel, user, answer.text)

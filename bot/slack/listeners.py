@@ -1,0 +1,127 @@
+"""Bolt listeners: ack fast, turn the payload into a command, hand it to the handler.
+
+Slash commands and buttons go through the same `Handler.handle`; buttons carry the
+version of the rollout they were drawn at, so a double click acts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.metrics import Metrics
+from bot.services.rollouts import Actor, RolloutService
+from bot.slack import actions
+from bot.slack.app_home import AppHome
+from commands.handle import Handler, Reply
+
+log = logging.getLogger(__name__)
+
+ACK_BUDGET_SECONDS = 2.5  # Slack waits 3 s for the ack
+_BUTTON_TEXT = {
+    actions.ADVANCE: "advance next {name}",
+    actions.PAUSE: "pause {name} paused from the thread's button",
+    actions.RESUME: "resume {name}",
+    actions.ROLLBACK: "rollback {name} rolled back from the thread's button",
+}
+
+
+def build_app(
+    *,
+    token: str,
+    signing_secret: str,
+    client: AsyncWebClient,
+    handler: Handler,
+    service: RolloutService,
+    metrics: Metrics,
+    home: AppHome | None = None,
+) -> AsyncApp:
+    async def authorize(
+        enterprise_id: str | None, team_id: str | None, user_id: str | None
+    ) -> AuthorizeResult:
+        # One workspace, one bot token: no auth.test round trip, so commands still answer
+        # while Slack's Web API is slow or down (their messages wait in the outbox).
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
+    app = AsyncApp(
+        signing_secret=signing_secret,
+        client=client,
+        authorize=authorize,
+        # Listeners ack within the budget themselves; running them inline spares Bolt's
+        # 10 ms polling for the ack.
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.command(re.compile(r"^/rollout"))
+    async def on_command(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, request: AsyncBoltRequest
+    ) -> None:
+        source = "socket" if request.mode == "socket_mode" else "slash"
+        actor = Actor(str(body.get("user_id", "")), source)
+        key = f"slash:{body['trigger_id']}" if body.get("trigger_id") else None
+        work = asyncio.ensure_future(
+            handler.handle(str(body.get("text", "")), actor, dedup_key=key)
+        )
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(work), ACK_BUDGET_SECONDS)
+        except TimeoutError:
+            await ack(response_type="ephemeral", text="Working on it… the answer follows here.")
+            late = asyncio.create_task(_answer_late(work, respond, metrics))
+            _late_answers.add(late)
+            late.add_done_callback(_late_answers.discard)
+            return
+        _count(metrics, reply)
+        await ack(response_type="ephemeral", text=reply.text, blocks=reply.blocks or None)
+
+    @app.action(re.compile("^(" + "|".join(actions.ALL) + ")$"))
+    async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user = str(body.get("user", {}).get("id", ""))
+        channel = str(body.get("channel", {}).get("id") or service.channel)
+        try:
+            value = actions.ButtonValue.decode(str(action.get("value", "")))
+        except ValueError:
+            log.warning("ignoring a button with a value we did not write: %r", action)
+            return
+        message_ts = body.get("container", {}).get("message_ts", "")
+        key = f"button:{channel}:{message_ts}:{action.get('action_ts', '')}"
+        text = _BUTTON_TEXT[action["action_id"]].format(name=value.rollout)
+        reply = await handler.handle(
+            text, Actor(user, "button"), dedup_key=key, expected_version=value.version
+        )
+        _count(metrics, reply)
+        await service.tell(channel, user, reply.text)
+
+    if home is not None:
+
+        @app.event("app_home_opened")
+        async def on_home_opened(
+            body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+        ) -> None:
+            await home.opened(body, event, client)
+
+    return app
+
+
+_late_answers: set[asyncio.Task[None]] = set()
+
+
+async def _answer_late(
+    work: asyncio.Future[Reply], respond: AsyncRespond, metrics: Metrics
+) -> None:
+    """A command that outlived Slack's 3 s: its answer goes to the response_url."""
+    reply = await work
+    _count(metrics, reply)
+    await respond(response_type="ephemeral", text=reply.text, replace_original=False)
+
+
+def _count(metrics: Metrics, reply: Reply) -> None:
+    metrics.commands.labels(reply.verb, "ok" if reply.ok else "refused").inc()

@@ -1,0 +1,203 @@
+"""Checkpoint summaries and the daily summary: pure renderers of data to Block Kit.
+
+A checkpoint says at a glance: stage and percentage with a progress bar; time in stage and
+what the next step waits for; each gate's latest value against its threshold, and the
+worst since the last checkpoint; open incidents and who holds them; what changed since the
+last checkpoint. Parts that could not be gathered are named, with why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.durations import format_duration
+from bot.domain.gates import Outcome, fmt_value
+from bot.domain.rollout import AdvanceMode, RolloutSpec, RolloutStatus, State, state_words
+from bot.slack.blocks import Block, context, mention, section, slack_date, stage_line
+
+MAX_BLOCKS = 50
+MAX_GATE_LINES = 8
+MAX_ROLLOUTS_IN_DAILY = 20
+
+OUTCOME_MARK = {
+    Outcome.PASS: "✅ pass",
+    Outcome.FAIL: "🔴 FAIL",
+    Outcome.NO_DATA: "⚪ no data",
+    Outcome.SOURCE_DOWN: "⚠️ source down",
+}
+
+
+@dataclass(frozen=True)
+class GateLine:
+    name: str
+    outcome: Outcome
+    value: float | None
+    threshold: float | None
+    worst: float | None = None  # the worst value since the last checkpoint
+    fail_above: bool = True
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class IncidentLine:
+    id: str
+    summary: str
+    holder: str | None = None  # who acknowledged it; None while it pages
+
+
+@dataclass(frozen=True)
+class ChangeLine:
+    at: datetime
+    actor: str
+    verb: str
+    from_percent: int
+    to_percent: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    spec: RolloutSpec
+    status: RolloutStatus
+    now: datetime
+    gates: Sequence[GateLine] = ()
+    incidents: Sequence[IncidentLine] = ()
+    changes: Sequence[ChangeLine] = ()
+    missing: Sequence[str] = field(default_factory=tuple)  # "gates: Prometheus unreachable"
+
+
+def next_step(view: CheckpointView) -> str:
+    """What the rollout waits for, in a sentence."""
+    spec, status = view.spec, view.status
+    if any(i.holder is None for i in view.incidents):
+        return "Waits for someone to acknowledge the open incident (`/rollout ack`)."
+    if status.state is State.PAUSED:
+        why = f" ({status.hold_reason})" if status.hold_reason else ""
+        return f"Held{why}: waits for `/rollout resume {spec.name}`."
+    if status.state is State.ROLLED_BACK:
+        return f"Held at 0 %: waits for `/rollout start {spec.name}` to begin again."
+    if status.state is State.COMPLETED:
+        return "Complete: nothing left to do."
+    if status.state is State.PENDING:
+        return f"Not started: `/rollout start {spec.name}` begins it."
+    stage = status.stage(spec.plan)
+    if stage is None or status.stage_started_at is None:
+        return "Progressing."
+    soak_end = status.stage_started_at + stage.soak
+    red = [g.name for g in view.gates if g.outcome is not Outcome.PASS]
+    final = status.stage_index == len(spec.plan.stages) - 1
+    if red:
+        return f"Waits for green gates ({', '.join(red)}); the soak ends {slack_date(soak_end)}."
+    if soak_end > view.now and final:
+        return f"Watched at {status.percent} % until {slack_date(soak_end)}, then complete."
+    if soak_end > view.now:
+        then = (
+            "then advances by itself if every gate stays green"
+            if spec.advance is AdvanceMode.AUTO
+            else "then waits for a manual `/rollout advance next`"
+        )
+        return f"Soaks until {slack_date(soak_end)}, {then}."
+    if final:
+        return f"Watch at {status.percent} % done: completes at the next evaluation."
+    if spec.advance is AdvanceMode.AUTO:
+        return "Soak done: advances at the next evaluation."
+    return f"Soak done and gates green: ready for `/rollout advance next {spec.name}`."
+
+
+def gate_text(gate: GateLine) -> str:
+    comparison = ">" if gate.fail_above else "<"
+    line = f"{OUTCOME_MARK[gate.outcome]} *{gate.name}* {fmt_value(gate.value)}"
+    if gate.threshold is not None:
+        line += f" (fails {comparison} {fmt_value(gate.threshold)})"
+    if gate.worst is not None:
+        line += f" · worst {fmt_value(gate.worst)}"
+    if gate.detail and gate.outcome in (Outcome.NO_DATA, Outcome.SOURCE_DOWN):
+        line += f" — {gate.detail}"
+    return line
+
+
+def gate_lines(gates: Sequence[GateLine]) -> list[str]:
+    shown = [gate_text(g) for g in _worst_first(gates)[:MAX_GATE_LINES]]
+    if len(gates) > MAX_GATE_LINES:
+        shown.append(f"…and {len(gates) - MAX_GATE_LINES} more")
+    return shown
+
+
+def _worst_first(gates: Sequence[GateLine]) -> list[GateLine]:
+    order = {Outcome.FAIL: 0, Outcome.SOURCE_DOWN: 1, Outcome.NO_DATA: 2, Outcome.PASS: 3}
+    return sorted(gates, key=lambda g: order[g.outcome])
+
+
+def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
+    spec, status = view.spec, view.status
+    in_stage = ""
+    if status.stage_started_at is not None and status.state is not State.ROLLED_BACK:
+        in_stage = f" · {format_duration(_minutes(view.now - status.stage_started_at))} in stage"
+    blocks: list[Block] = [
+        section(
+            f"*Checkpoint · {spec.name}* · {state_words(status)}\n"
+            f"{stage_line(spec, status)}{in_stage}\n{next_step(view)}"
+        )
+    ]
+    if spec.gates:
+        lines = gate_lines(view.gates) or ["no gate measured yet"]
+        blocks.append(section("*Gates*\n" + "\n".join(lines)))
+    if view.incidents:
+        blocks.append(
+            section(
+                "*Open incidents*\n"
+                + "\n".join(
+                    f"• `{i.id}` {i.summary} — "
+                    + (f"held by {mention(i.holder)}" if i.holder else "paging, not acknowledged")
+                    for i in view.incidents
+                )
+            )
+        )
+    changes = [
+        f"• {slack_date(c.at)} {mention(c.actor)} {c.verb} {c.from_percent} % → "
+        f"{c.to_percent} %" + (f" — {c.reason}" if c.reason else "")
+        for c in view.changes
+    ]
+    blocks.append(context("Since the last checkpoint: " + ("\n".join(changes) or "no changes")))
+    for part in view.missing:
+        blocks.append(context(f"⚠️ Missing: {part}"))
+    text = f"Checkpoint {spec.name}: {state_words(status)}"
+    return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
+
+
+def daily_summary_message(views: Sequence[CheckpointView], now: datetime) -> dict[str, Any]:
+    """One message for the channel: every active rollout, a line or three each."""
+    header: Block = {
+        "type": "header",
+        "text": {"type": "plain_text", "text": f"Daily rollout summary · {now:%a %d %b}"},
+    }
+    blocks: list[Block] = [header]
+    if not views:
+        blocks.append(section("No rollout is active."))
+    for view in views[:MAX_ROLLOUTS_IN_DAILY]:
+        red = [g for g in view.gates if g.outcome is not Outcome.PASS]
+        gates = (
+            "all gates green"
+            if view.gates and not red
+            else "; ".join(gate_text(g) for g in _worst_first(red)[:3]) or "no gates"
+        )
+        incidents = f" · {len(view.incidents)} open incident(s)" if view.incidents else ""
+        blocks.append(
+            section(
+                f"*{view.spec.name}* · {state_words(view.status)}{incidents}\n"
+                f"{stage_line(view.spec, view.status)}\n{gates}\n{next_step(view)}"
+            )
+        )
+        blocks.extend(context(f"⚠️ Missing: {part}") for part in view.missing)
+    if len(views) > MAX_ROLLOUTS_IN_DAILY:
+        blocks.append(context(f"…and {len(views) - MAX_ROLLOUTS_IN_DAILY} more rollouts"))
+    if len(blocks) > MAX_BLOCKS:
+        blocks = [*blocks[: MAX_BLOCKS - 1], context("…more in `/rollout status`")]
+    return {"text": f"Daily rollout summary: {len(views)} active", "blocks": blocks}
+
+
+def _minutes(delta: timedelta) -> timedelta:
+    return timedelta(minutes=int(delta.total_seconds() // 60))

@@ -1,0 +1,1 @@
+"""The `/rollout` slash command: grammar, permissions and one handler per verb."""

@@ -1,0 +1,176 @@
+"""One handler per `/rollout` verb: resolve the rollout, check the role, act, reply."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import RolesConfig
+from bot.domain.escalation import IncidentState
+from bot.domain.rollout import ACTIVE_STATES, Advance, RolloutStatus, state_words
+from bot.services.incidents import IncidentService, parse_incident_id
+from bot.services.rollouts import Actor, RolloutService
+from bot.slack import blocks, incident_blocks
+from commands import permissions
+from commands.parse import ParseError, Request, help_text, parse
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The immediate answer to a command, shown only to the person who typed it."""
+
+    text: str
+    ok: bool = True
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    verb: str = "unknown"
+
+
+class Handler:
+    def __init__(
+        self,
+        service: RolloutService,
+        roles: RolesConfig,
+        incidents: IncidentService | None = None,
+    ) -> None:
+        self.service = service
+        self.roles = roles
+        self.incidents = incidents
+
+    async def handle(
+        self,
+        text: str,
+        actor: Actor,
+        *,
+        dedup_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Reply:
+        try:
+            request = parse(text, self.service.specs)
+        except ParseError as exc:
+            return Reply(f"{exc.problem}\n{exc.hint}", ok=False)
+        handler = _HANDLERS.get(request.verb, Handler._act)
+        reply = await handler(self, request, actor, dedup_key, expected_version)
+        return Reply(reply.text, reply.ok, reply.blocks, request.verb)
+
+    async def _help(self, request: Request, actor: Actor, *_: Any) -> Reply:
+        return Reply("*/rollout* moves a feature through its stages.\n" + help_text())
+
+    async def _status(self, request: Request, actor: Actor, *_: Any) -> Reply:
+        statuses = await self.service.statuses()
+        names = [request.name] if request.name else list(self.service.specs)
+        specs = [self.service.specs[n] for n in names]
+        message = blocks.status_message(specs, statuses)
+        return Reply(message["text"], blocks=message["blocks"])
+
+    async def _history(self, request: Request, actor: Actor, *_: Any) -> Reply:
+        statuses = await self.service.statuses()
+        name = request.name or _only_active(statuses)
+        if name is None:
+            return Reply(
+                "Name the rollout whose history you want.\n" + _usage("history", statuses),
+                ok=False,
+            )
+        events = await self.service.history(name)
+        message = blocks.history_message(name, events)
+        return Reply(message["text"], blocks=message["blocks"])
+
+    async def _ack(self, request: Request, actor: Actor, *_: Any) -> Reply:
+        if self.incidents is None:
+            return Reply("There is no open incident to acknowledge.", ok=False)
+        if request.incident is not None:
+            incident_id = parse_incident_id(request.incident)
+            if incident_id is None:
+                return Reply(
+                    f"`{request.incident}` is not an incident number.\n"
+                    "Type `/rollout ack` for the one open incident, or `/rollout ack 12`.",
+                    ok=False,
+                )
+        else:
+            live = await self.incidents.live()
+            waiting = [v for v in live if v.state is not IncidentState.ACKNOWLEDGED]
+            if not waiting:
+                acked = len(live) - len(waiting)
+                extra = f" ({acked} acknowledged already)" if acked else ""
+                return Reply(f"There is no open incident to acknowledge{extra}.", ok=False)
+            if len(waiting) > 1:
+                return Reply(
+                    incident_blocks.open_incidents_text(waiting)
+                    + f"\nName one, e.g. `/rollout ack {waiting[0].id}`.",
+                    ok=False,
+                )
+            incident_id = waiting[0].id
+        answer = await self.incidents.acknowledge(incident_id, actor.user)
+        return Reply(answer.text, answer.ok)
+
+    async def _act(
+        self,
+        request: Request,
+        actor: Actor,
+        dedup_key: str | None,
+        expected_version: int | None,
+    ) -> Reply:
+        assert request.command is not None
+        statuses = await self.service.statuses()
+        name = request.name or self._implied(request.verb, statuses)
+        if name is None:
+            return Reply(_which_one(request.verb, statuses, self.service.specs), ok=False)
+        verb = request.verb
+        if isinstance(request.command, Advance) and request.command.force:
+            verb = permissions.FORCE
+        allowed = permissions.allowed_users(verb, self.roles.leads, self.roles.operators)
+        if allowed is not None and actor.user not in allowed:
+            return Reply(permissions.refusal(verb, allowed), ok=False)
+        if expected_version is None:
+            # What the actor saw when typing: if someone moves it first, they are told.
+            expected_version = statuses[name].version
+        outcome = await self.service.act(
+            name,
+            request.command,
+            actor,
+            expected_version=expected_version,
+            dedup_key=dedup_key,
+        )
+        return Reply(outcome.text, outcome.ok)
+
+    def _implied(self, verb: str, statuses: dict[str, RolloutStatus]) -> str | None:
+        if verb == "start" and len(self.service.specs) == 1:
+            return next(iter(self.service.specs))
+        return _only_active(statuses)
+
+
+Verb = Callable[[Handler, Request, Actor, "str | None", "int | None"], Awaitable[Reply]]
+_HANDLERS: dict[str, Verb] = {
+    "help": Handler._help,
+    "status": Handler._status,
+    "history": Handler._history,
+    "ack": Handler._ack,
+}
+
+
+def _only_active(statuses: dict[str, RolloutStatus]) -> str | None:
+    active = [n for n, s in statuses.items() if s.state in ACTIVE_STATES]
+    return active[0] if len(active) == 1 else None
+
+
+def _which_one(verb: str, statuses: dict[str, RolloutStatus], specs: Any) -> str:
+    active = {n: s for n, s in statuses.items() if s.state in ACTIVE_STATES}
+    if not specs:
+        return "No rollouts are configured; add one under `rollouts:` in the config."
+    if verb == "start" or not active:
+        lead = "No rollout is active." if verb != "start" else "Name the rollout to start."
+        return f"{lead}\n{_usage(verb, statuses)}"
+    listed = ", ".join(f"`{n}` ({state_words(s)})" for n, s in sorted(active.items()))
+    return (
+        f"{len(active)} rollouts are active: {listed}. Name which one, e.g. "
+        f"`/rollout {verb} {_example_args(verb)}{next(iter(sorted(active)))}`."
+    )
+
+
+def _usage(verb: str, statuses: dict[str, RolloutStatus]) -> str:
+    known = ", ".join(f"`{n}` ({state_words(s)})" for n, s in sorted(statuses.items()))
+    return f"Known rollouts: {known}. Type `/rollout {verb} NAME`."
+
+
+def _example_args(verb: str) -> str:
+    return "next " if verb == "advance" else ""

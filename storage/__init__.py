@@ -1,0 +1,1 @@
+"""State in SQL: SQLite by default, PostgreSQL for several replicas."""

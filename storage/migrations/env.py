@@ -1,0 +1,13 @@
+"""Alembic environment: runs on the connection handed over by storage.db.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import storage.incidents  # noqa: F401  (its tables join Base.metadata)
+from storage.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,339 @@
+"""Reads and writes, each inside the caller's transaction (`async with session.begin()`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    EventRow,
+    GateStateRow,
+    MessageRefRow,
+    OutboxRow,
+    ProcessedRequestRow,
+    RolloutRow,
+    TimerRow,
+)
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A timer claimed by one scheduler loop. `token` proves the claim."""
+
+    key: str
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any]
+    token: int
+
+
+class Repository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- rollouts ---------------------------------------------------------------------
+
+    async def ensure_rollouts(self, names: Iterable[str], now: datetime) -> None:
+        existing = set((await self.session.scalars(select(RolloutRow.name))).all())
+        for name in names:
+            if name not in existing:
+                self.session.add(
+                    RolloutRow(
+                        name=name,
+                        state="pending",
+                        percent=0,
+                        hold_reason="",
+                        version=0,
+                        updated_at=now,
+                    )
+                )
+
+    async def rollout(self, name: str) -> RolloutRow | None:
+        return await self.session.get(RolloutRow, name)
+
+    async def rollouts(self, names: Iterable[str] | None = None) -> Sequence[RolloutRow]:
+        query = select(RolloutRow).order_by(RolloutRow.name)
+        if names is not None:
+            query = query.where(RolloutRow.name.in_(list(names)))
+        return (await self.session.scalars(query)).all()
+
+    async def save_rollout(self, name: str, expected_version: int, values: dict[str, Any]) -> bool:
+        """Write a new status if nobody else has since `expected_version`. False if they have."""
+        result = await self.session.execute(
+            update(RolloutRow)
+            .where(RolloutRow.name == name, RolloutRow.version == expected_version)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def set_thread(self, name: str, channel: str, ts: str) -> None:
+        await self.session.execute(
+            update(RolloutRow)
+            .where(RolloutRow.name == name)
+            .values(thread_channel=channel, thread_ts=ts)
+            .execution_options(synchronize_session=False)
+        )
+
+    # --- audit events -----------------------------------------------------------------
+
+    def add_event(self, event: EventRow) -> None:
+        self.session.add(event)
+
+    async def events(self, rollout: str, limit: int = 20) -> Sequence[EventRow]:
+        query = (
+            select(EventRow)
+            .where(EventRow.rollout == rollout)
+            .order_by(EventRow.id.desc())
+            .limit(limit)
+        )
+        return list(reversed((await self.session.scalars(query)).all()))
+
+    async def events_since(self, rollout: str, since: datetime) -> Sequence[EventRow]:
+        query = (
+            select(EventRow)
+            .where(EventRow.rollout == rollout, EventRow.at >= since)
+            .order_by(EventRow.id)
+        )
+        return (await self.session.scalars(query)).all()
+
+    # --- outbox -----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        channel: str,
+        kind: str,
+        payload: dict[str, Any],
+        now: datetime,
+        rollout: str | None = None,
+    ) -> None:
+        self.session.add(
+            OutboxRow(
+                channel=channel,
+                kind=kind,
+                rollout=rollout,
+                payload=payload,
+                created_at=now,
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+            )
+        )
+
+    async def claim_outbox_heads(
+        self, now: datetime, lease: timedelta, limit: int = 20
+    ) -> list[OutboxRow]:
+        """The oldest pending message of each channel that is due and not leased to another
+        worker; each is leased to the caller. A channel whose head waits, waits whole."""
+        pending = OutboxRow.delivered_at.is_(None) & OutboxRow.failed_at.is_(None)
+        heads = (
+            select(func.min(OutboxRow.id)).where(pending).group_by(OutboxRow.channel)
+        ).scalar_subquery()
+        rows = (
+            await self.session.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.id.in_(heads), OutboxRow.next_attempt_at <= now)
+                .where((OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now))
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            )
+        ).all()
+        claimed = []
+        for row in rows:
+            result = await self.session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id == row.id,
+                    OutboxRow.lease_until.is_not_distinct_from(row.lease_until),
+                )
+                .values(lease_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                claimed.append(row)
+        return claimed
+
+    async def outbox_done(self, message_id: int, now: datetime) -> None:
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == message_id)
+            .values(delivered_at=now, lease_until=None, attempts=OutboxRow.attempts + 1)
+        )
+
+    async def outbox_retry(self, message_id: int, at: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == message_id)
+            .values(
+                next_attempt_at=at,
+                lease_until=None,
+                last_error=error[:2000],
+                attempts=OutboxRow.attempts + 1,
+            )
+        )
+
+    async def outbox_give_up(self, message_id: int, now: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == message_id)
+            .values(
+                failed_at=now,
+                lease_until=None,
+                last_error=error[:2000],
+                attempts=OutboxRow.attempts + 1,
+            )
+        )
+
+    async def outbox_depth(self) -> int:
+        query = select(func.count()).where(
+            OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None)
+        )
+        return int((await self.session.scalar(query)) or 0)
+
+    async def outbox_next_due(self) -> datetime | None:
+        query = select(func.min(OutboxRow.next_attempt_at)).where(
+            OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None)
+        )
+        return await self.session.scalar(query)
+
+    # --- timers -----------------------------------------------------------------------
+
+    async def set_timer(
+        self, key: str, kind: str, due_at: datetime, payload: dict[str, Any] | None = None
+    ) -> None:
+        row = await self.session.get(TimerRow, key)
+        if row is None:
+            self.session.add(
+                TimerRow(key=key, kind=kind, due_at=due_at, payload=payload or {}, token=0)
+            )
+        else:
+            row.kind, row.due_at, row.payload = kind, due_at, payload or {}
+            row.lease_until, row.token = None, row.token + 1
+
+    async def cancel_timer(self, key: str) -> None:
+        row = await self.session.get(TimerRow, key)
+        if row is not None:
+            await self.session.delete(row)
+
+    async def claim_due_timers(
+        self, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[DueTimer]:
+        """Due timers not leased to another loop; each is leased to the caller, and its
+        token moves on, so only the claimer may finish it."""
+        rows = (
+            await self.session.scalars(
+                select(TimerRow)
+                .where(TimerRow.due_at <= now)
+                .where((TimerRow.lease_until.is_(None)) | (TimerRow.lease_until < now))
+                .order_by(TimerRow.due_at)
+                .limit(limit)
+            )
+        ).all()
+        claimed = []
+        for row in rows:
+            result = await self.session.execute(
+                update(TimerRow)
+                .where(TimerRow.key == row.key, TimerRow.token == row.token)
+                .values(lease_until=now + lease, token=row.token + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                claimed.append(
+                    DueTimer(row.key, row.kind, row.due_at, dict(row.payload), row.token + 1)
+                )
+        return claimed
+
+    async def finish_timer(self, key: str, token: int) -> bool:
+        """Drop a timer that ran, unless it was set again meanwhile (its token moved on).
+        True if it was still the caller's to finish."""
+        result = await self.session.execute(
+            delete(TimerRow).where(TimerRow.key == key, TimerRow.token == token)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def timer(self, key: str) -> TimerRow | None:
+        return await self.session.get(TimerRow, key)
+
+    # --- references to posted messages ---------------------------------------------
+
+    async def remember_message(self, ref: str, channel: str, ts: str, now: datetime) -> None:
+        row = await self.session.get(MessageRefRow, ref)
+        if row is None:
+            self.session.add(MessageRefRow(ref=ref, channel=channel, ts=ts, at=now))
+        else:
+            row.channel, row.ts, row.at = channel, ts, now
+
+    async def message_ref(self, ref: str) -> MessageRefRow | None:
+        return await self.session.get(MessageRefRow, ref)
+
+    async def release_timer(self, key: str, token: int) -> None:
+        """Give up a claim without running it (a bot shutting down): due again at once."""
+        await self.session.execute(
+            update(TimerRow)
+            .where(TimerRow.key == key, TimerRow.token == token)
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def next_timer_due(self) -> datetime | None:
+        return await self.session.scalar(select(func.min(TimerRow.due_at)))
+
+    # --- gate states ------------------------------------------------------------------
+
+    async def gate_states(self, rollouts: Iterable[str]) -> Sequence[GateStateRow]:
+        query = select(GateStateRow).where(GateStateRow.rollout.in_(list(rollouts)))
+        return (await self.session.scalars(query)).all()
+
+    async def save_gate_state(self, rollout: str, gate: str, values: dict[str, Any]) -> None:
+        row = await self.session.get(GateStateRow, (rollout, gate))
+        if row is None:
+            self.session.add(GateStateRow(rollout=rollout, gate=gate, **values))
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    async def clear_gate_states(self, rollout: str) -> None:
+        await self.session.execute(delete(GateStateRow).where(GateStateRow.rollout == rollout))
+
+    # --- housekeeping -----------------------------------------------------------------
+
+    async def prune(self, before: datetime) -> dict[str, int]:
+        """Forget what only guards against duplicates or was already delivered, older than
+        `before`: processed Slack requests and delivered or abandoned outbox messages."""
+        removed = {}
+        for name, statement in (
+            (
+                "processed_requests",
+                delete(ProcessedRequestRow).where(ProcessedRequestRow.at < before),
+            ),
+            (
+                "outbox",
+                delete(OutboxRow).where(
+                    (OutboxRow.delivered_at < before) | (OutboxRow.failed_at < before)
+                ),
+            ),
+        ):
+            result = await self.session.execute(statement)
+            removed[name] = int(result.rowcount)  # type: ignore[attr-defined]
+        return removed
+
+    # --- processed Slack requests -----------------------------------------------------
+
+    async def processed_reply(self, key: str) -> str | None:
+        row = await self.session.get(ProcessedRequestRow, key)
+        return None if row is None else row.reply
+
+    async def remember_request(self, key: str, now: datetime, reply: str) -> bool:
+        """Record that `key` was acted on. False if another worker recorded it first."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(ProcessedRequestRow(key=key, at=now, reply=reply))
+        except IntegrityError:
+            return False
+        return True

@@ -1,0 +1,131 @@
+"""Shared fixtures: the Slack stand-in, and a real bot on a free port against it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import RolloutBot
+from bot.clock import Clock
+from bot.config import parse_config
+from bot.settings import Settings
+from bot.slack.standin import SlackStandIn
+from tests.support.slack_requests import post_signed, slash_body
+
+SECRET = "test-signing-secret"
+PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+TWO_ROLLOUTS = """
+channel: "#deployments"
+roles:
+  leads: [U0CORA]
+  operators: [U0FORGE, U0HUDSON]
+rollouts:
+  - name: phase-4
+    flag: phase_4_deployment
+    plan: safe
+  - name: search-v2
+    flag: search_v2
+    plan: fast
+"""
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[SlackStandIn]:
+    server = SlackStandIn()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'rollout-bot.db'}"
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"rollout_test_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def bot_settings(standin: SlackStandIn, database_url: str, **extra: Any) -> Settings:
+    return Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=standin.api_url,
+        database_url=database_url,
+        host="127.0.0.1",
+        port=0,
+        **extra,
+    )
+
+
+BotFactory = Callable[..., Awaitable[RolloutBot]]
+
+
+@pytest.fixture
+async def make_bot(standin: SlackStandIn, sqlite_url: str) -> AsyncIterator[BotFactory]:
+    bots: list[RolloutBot] = []
+
+    async def make(
+        config_text: str = TWO_ROLLOUTS,
+        *,
+        clock: Clock | None = None,
+        database_url: str | None = None,
+        metrics_source: Any = None,
+        **settings: Any,
+    ) -> RolloutBot:
+        bot = RolloutBot(
+            parse_config(config_text),
+            bot_settings(standin, database_url or sqlite_url, **settings),
+            clock=clock,
+            metrics_source=metrics_source,
+        )
+        await bot.start()
+        bots.append(bot)
+        return bot
+
+    yield make
+    for bot in bots:
+        await bot.stop()
+
+
+class SlackUser:
+    """Types /rollout commands into Slack: signed form posts to the bot, as Slack sends them."""
+
+    def __init__(self, session: aiohttp.ClientSession, bot: RolloutBot, user_id: str) -> None:
+        self.session = session
+        self.bot = bot
+        self.user_id = user_id
+
+    async def rollout(self, text: str, **kw: Any) -> tuple[int, Any]:
+        body = slash_body(text, user_id=self.user_id, **kw)
+        return await post_signed(self.session, f"{self.bot.url}/slack/events", body, SECRET)
+
+    async def say(self, text: str) -> str:
+        """The ephemeral reply's text; fails the test on anything but a 200 ephemeral reply."""
+        status, reply = await self.rollout(text)
+        assert status == 200, (status, reply)
+        assert reply["response_type"] == "ephemeral", reply
+        return str(reply["text"])
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

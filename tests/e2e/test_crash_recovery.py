@@ -1,0 +1,58 @@
+"""A bot killed with SIGKILL between a command and the delivery of its message delivers it
+after restart, once, with the state intact."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.slack.standin import SlackStandIn
+from tests.conftest import SECRET
+from tests.support.bot_process import BotProcess
+from tests.support.slack_requests import post_signed, slash_body
+
+CONFIG = "rollouts:\n  - {name: phase-4, flag: phase_4_deployment}\n"
+
+
+@pytest.fixture
+async def bot_process(tmp_path: Path, standin: SlackStandIn) -> AsyncIterator[BotProcess]:
+    process = BotProcess(tmp_path, standin, CONFIG)
+    yield process
+    await process.stop()
+
+
+async def test_sigkill_before_delivery_then_restart_delivers_once(
+    bot_process: BotProcess, standin: SlackStandIn
+) -> None:
+    await bot_process.start()
+    standin.set_down(True)  # Slack answers 503: the message waits in the outbox
+    async with aiohttp.ClientSession() as http:
+        status, reply = await post_signed(
+            http, f"{bot_process.url}/slack/events", slash_body("start phase-4"), SECRET
+        )
+        assert status == 200
+        assert "phase-4 is now progressing at 5 %" in reply["text"]
+        await standin.wait_for("chat.postMessage")  # one delivery attempt failed
+        await asyncio.sleep(0.3)  # its retry is written
+        await bot_process.kill()
+
+        standin.set_down(False)
+        await bot_process.start()
+        delivered = await standin.wait_for(
+            "chat.postMessage", lambda c: not c.failed, count=2, timeout=15
+        )
+        async with http.get(f"{bot_process.url}/api/rollouts/phase-4") as response:
+            state = await response.json()
+    await asyncio.sleep(1.5)  # time for a duplicate, if there were to be one
+    texts = [c.params["text"] for c in standin.calls_to("chat.postMessage") if not c.failed]
+    assert texts == [
+        "phase-4: progressing at 5 %",
+        "<@U0CORA> started phase-4 0 % → 5 %\nSoak at this stage: 1d.",
+    ]
+    assert delivered[1].params["thread_ts"] == delivered[0].response["ts"]
+    assert (state["state"], state["percent"], state["version"]) == ("progressing", 5, 1)
+    assert [e["verb"] for e in state["events"]] == ["start"]

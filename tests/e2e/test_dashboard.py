@@ -1,0 +1,290 @@
+"""The dashboard and the App Home on the real server: signed Slack requests in, pages and
+server-sent events out, and what the Slack stand-in receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import RolloutBot
+from bot.clock import ManualClock
+from bot.config import parse_config
+from bot.domain.assess import Measurement
+from bot.slack.standin import SlackStandIn
+from bot.slack.terminal import render
+from tests.conftest import SECRET, TWO_ROLLOUTS, BotFactory, SlackUser, bot_settings
+from tests.support.incidents import open_via_opener
+from tests.support.slack_requests import API_APP_ID, TEAM_ID, signed_headers
+
+TOKEN = "dashboard-token-for-tests"
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs from a text/event-stream response."""
+    name, data = "message", []
+    while True:
+        raw = await response.content.readline()
+        if not raw:
+            return
+        line = raw.decode().rstrip("\n")
+        if not line:
+            if data:
+                yield name, "\n".join(data)
+            name, data = "message", []
+        elif line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+
+
+async def next_fragment(events: AsyncIterator[tuple[str, str]], needle: str) -> str:
+    async with asyncio.timeout(5):
+        async for name, data in events:
+            if name == "rollouts" and needle in data:
+                return data
+    raise AssertionError(f"the stream ended before showing {needle!r}")
+
+
+async def test_the_page_shows_every_rollout(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start phase-4")
+    await cora.say("pause phase-4 waiting for <b>Tuesday</b> traffic")
+
+    async with http.get(f"{bot.url}/") as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        assert "script-src 'sha256-" in response.headers["Content-Security-Policy"]
+        html = await response.text()
+    assert '<article class="rollout state-paused" id="rollout-phase-4"' in html
+    assert "waiting for &lt;b&gt;Tuesday&lt;/b&gt; traffic" in html
+    assert "@U0CORA paused at 5 % (slash)" in html
+    assert '<article class="rollout state-pending" id="rollout-search-v2"' in html
+
+    async with http.get(f"{bot.url}/?fragment=1") as response:
+        fragment = await response.text()
+    assert fragment.startswith("<article") and "<html" not in fragment
+
+
+async def test_the_event_stream_pushes_each_change(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()
+    cora = SlackUser(http, bot, "U0CORA")
+    async with http.get(f"{bot.url}/events") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = sse_events(response)
+        first = await next_fragment(events, "phase-4")
+        assert 'aria-valuenow="0"' in first
+
+        await cora.say("start phase-4")
+        assert 'aria-label="phase-4 at 5 %"' in await next_fragment(events, "phase-4 at 5 %")
+        await cora.say("advance next phase-4")
+        pushed = await next_fragment(events, "phase-4 at 10 %")
+        assert "@U0CORA advanced 5 % → 10 % (slash)" in pushed
+        assert bot.dashboard.open_streams == 1
+
+        # Stopping the bot ends open streams at once instead of waiting for them.
+        started = time.monotonic()
+        await bot.stop()
+        assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+async def make_public_bot(
+    standin: SlackStandIn, sqlite_url: str
+) -> AsyncIterator[Callable[[str], Awaitable[RolloutBot]]]:
+    """A bot listening on every interface (0.0.0.0), beyond loopback."""
+    bots: list[RolloutBot] = []
+
+    async def make(config_text: str) -> RolloutBot:
+        settings = bot_settings(standin, sqlite_url).model_copy(update={"host": "0.0.0.0"})
+        bot = RolloutBot(parse_config(config_text), settings)
+        await bot.start()
+        bots.append(bot)
+        return bot
+
+    yield make
+    for bot in bots:
+        await bot.stop()
+
+
+async def test_beyond_loopback_the_dashboard_needs_the_configured_token(
+    make_public_bot: Callable[[str], Awaitable[RolloutBot]],
+) -> None:
+    bot = await make_public_bot(f"{TWO_ROLLOUTS}\ndashboard: {{token: {TOKEN}}}\n")
+    base = f"http://127.0.0.1:{bot.port}"
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.get(f"{base}/") as response:
+            assert response.status == 401
+            assert "Open /?token=" in await response.text()
+        async with http.get(f"{base}/events") as response:
+            assert response.status == 401
+        async with http.get(f"{base}/?token=wrong") as response:
+            assert response.status == 401
+            assert "Wrong dashboard token" in await response.text()
+
+        async with http.get(f"{base}/?token={TOKEN}", allow_redirects=False) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == "/"
+            cookie = response.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+        async with http.get(f"{base}/") as response:  # the cookie now lets it in
+            assert response.status == 200
+            assert "phase-4" in await response.text()
+
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with http.get(f"{base}/?fragment=1", headers=headers) as response:
+            assert response.status == 200
+
+
+async def test_beyond_loopback_without_a_token_the_dashboard_says_how_to_set_one(
+    make_public_bot: Callable[[str], Awaitable[RolloutBot]], http: aiohttp.ClientSession
+) -> None:
+    bot = await make_public_bot(TWO_ROLLOUTS)
+    async with http.get(f"http://127.0.0.1:{bot.port}/") as response:
+        assert response.status == 403
+        text = await response.text()
+    assert "dashboard: {token: &lt;at least 16 random characters&gt;}" in text
+    async with http.get(f"http://127.0.0.1:{bot.port}/api/rollouts") as response:
+        assert response.status == 200  # the JSON API is unchanged
+
+
+def home_opened(user: str, event_id: str, tab: str = "home") -> dict[str, Any]:
+    """An `app_home_opened` event_callback, as Slack sends it."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "api_app_id": API_APP_ID,
+        "event": {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D0HOME",
+            "tab": tab,
+            "event_ts": f"{time.time():.6f}",
+        },
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [
+            {"team_id": TEAM_ID, "user_id": "U0BOT", "is_bot": True, "is_enterprise_install": False}
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": "4-eyJldCI6ImFwcF9ob21lX29wZW5lZCJ9",
+    }
+
+
+async def send_event(
+    http: aiohttp.ClientSession, bot: RolloutBot, payload: dict[str, Any], **headers: Any
+) -> int:
+    body = json.dumps(payload)
+    signed = signed_headers(body, SECRET, **headers)
+    signed["Content-Type"] = "application/json"
+    async with http.post(f"{bot.url}/slack/events", data=body.encode(), headers=signed) as r:
+        return r.status
+
+
+async def test_opening_the_app_home_publishes_the_overview_once_per_event(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start phase-4")
+    event_id = f"Ev{uuid.uuid4().hex[:10].upper()}"
+
+    assert await send_event(http, bot, home_opened("U0CORA", event_id)) == 200
+    published = await standin.wait_for("views.publish")
+    assert not published[0].failed, published[0].describe()  # valid Block Kit, within limits
+    home = render(standin.home_tabs["U0CORA"])
+    assert "Rollouts" in home
+    assert "🟢 phase-4 · flag phase_4_deployment · progressing at 5 %" in home
+    assert "⚪ search-v2 · flag search_v2 · not started" in home
+    assert "You hold no open incidents." in home
+
+    # Slack retries the same event_id; the Messages tab is not the Home tab.
+    assert await send_event(http, bot, home_opened("U0CORA", event_id), retry_num=1) == 200
+    assert await send_event(http, bot, home_opened("U0CORA", "EvMESSAGES", "messages")) == 200
+    await cora.say("advance next phase-4")
+    assert await send_event(http, bot, home_opened("U0CORA", "EvSECOND")) == 200
+    calls = await standin.wait_for("views.publish", count=2)
+    await asyncio.sleep(0.2)
+    assert len(standin.calls_to("views.publish")) == len(calls) == 2
+    assert "progressing at 10 %" in render(standin.home_tabs["U0CORA"])
+
+
+class SteadySource:
+    """A metrics source whose every query answers the same value."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    async def measure(self, query: str) -> Measurement:
+        return Measurement((self.value,))
+
+
+GATED = """
+channel: "#deployments"
+gates:
+  error_rate:
+    query: 'sum(rate(errors{flag="{flag}"}[1m]))'
+    fail_above: 0.01
+rollouts:
+  - name: phase-4
+    flag: phase_4_deployment
+    plan: safe
+    gates: [error_rate]
+"""
+
+
+async def test_the_page_shows_the_gates_the_control_loop_measured(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(GATED, clock=ManualClock(), metrics_source=SteadySource(0.004))
+    async with http.get(f"{bot.url}/?fragment=1") as response:
+        assert "error_rate: no measurement yet." in await response.text()
+
+    await SlackUser(http, bot, "U0CORA").say("start phase-4")
+    async with asyncio.timeout(5):
+        while True:
+            async with http.get(f"{bot.url}/?fragment=1") as response:
+                html = await response.text()
+            if "<h3>Gates</h3><table>" in html:
+                break
+            await asyncio.sleep(0.05)
+    assert '<td>error_rate</td><td class="gate-pass">green</td><td>0.004</td><td>0.01</td>' in html
+
+
+async def test_open_incidents_show_live_and_the_home_tab_lists_those_you_hold(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()
+    cora, forge = SlackUser(http, bot, "U0CORA"), SlackUser(http, bot, "U0FORGE")
+    await cora.say("start phase-4")
+    async with http.get(f"{bot.url}/events") as response:
+        events = sse_events(response)
+        await next_fragment(events, "phase-4 at 5 %")
+
+        await open_via_opener(bot, summary="error_rate 2.1 % > 0.5 % for 5m")
+        pushed = await next_fragment(events, "Open incidents (1)")
+        assert "error_rate 2.1 % &gt; 0.5 % for 5m" in pushed
+        assert "not acknowledged yet" in pushed
+
+        await forge.say("ack")
+        pushed = await next_fragment(events, "held by @U0FORGE")
+
+    assert await send_event(http, bot, home_opened("U0FORGE", "EvFORGE")) == 200
+    await standin.wait_for("views.publish")
+    home = render(standin.home_tabs["U0FORGE"])
+    assert "Incidents you hold (1)\n• #1 error_rate 2.1 % > 0.5 % for 5m" in home

@@ -1,0 +1,147 @@
+"""The service learns its percentage: `GET /flags`, the flags file and the webhook each follow
+a change within one second; the evaluate endpoint is stable as the percentage grows; a
+webhook that keeps failing holds the rollout and the thread says so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.slack.standin import SlackStandIn
+from tests.conftest import BotFactory, SlackUser
+
+
+class Receiver:
+    """A service's webhook endpoint: records what it is sent, answers `status`."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, dict[str, Any]]] = []
+        self.status = 200
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((time.monotonic(), await request.json()))
+        return web.Response(status=self.status)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recv = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", recv.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    recv.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    yield recv
+    await runner.cleanup()
+
+
+def config(flags_file: Path, webhook: str) -> str:
+    return f"""
+channel: "#deployments"
+roles: {{leads: [U0CORA], operators: [U0FORGE]}}
+flags_file: {flags_file}
+plans:
+  quick:
+    stages:
+      - {{percent: 10, soak: 1h, flags: [otel_enabled]}}
+      - {{percent: 25, soak: 1h}}
+      - {{percent: 100, soak: 1h}}
+rollouts:
+  - name: checkout
+    flag: new_checkout
+    plan: quick
+    webhook: {webhook}
+"""
+
+
+async def within(seconds: float, probe: Callable[[], Awaitable[bool]]) -> float:
+    start = time.monotonic()
+    while not await probe():
+        elapsed = time.monotonic() - start
+        assert elapsed < seconds, f"not seen within {seconds}s"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+async def test_every_channel_follows_a_change_within_a_second(
+    make_bot: BotFactory, receiver: Receiver, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    path = tmp_path / "flags" / "feature_flags.json"
+    bot = await make_bot(config(path, receiver.url))
+    lead = SlackUser(http, bot, "U0CORA")
+
+    async def served(percent: int) -> bool:
+        async with http.get(f"{bot.url}/flags") as response:
+            doc = await response.json()
+        return bool(doc["flags"]["new_checkout"]["rollout_percentage"] == percent)
+
+    async def in_file(percent: int) -> bool:
+        if not path.exists():
+            return False
+        doc = json.loads(path.read_text())
+        return bool(doc["flags"]["new_checkout"]["rollout_percentage"] == percent)
+
+    async def posted(percent: int) -> bool:
+        return any(body["rollout_percentage"] == percent for _, body in receiver.received)
+
+    async def keys_in() -> set[str]:
+        found = set()
+        for i in range(300):
+            url = f"{bot.url}/flags/new_checkout/evaluate?key=user-{i}"
+            async with http.get(url) as response:
+                if (await response.json())["on"]:
+                    found.add(f"user-{i}")
+        return found
+
+    assert await in_file(0)  # the file exists as soon as the bot is up
+    for command, percent in (("start checkout", 10), ("advance 25 checkout", 25)):
+        before = await keys_in()
+        await lead.say(command)
+        for probe in (served, in_file, posted):
+            elapsed = await within(1.0, lambda p=probe, n=percent: p(n))  # type: ignore[misc]
+            print(f"{probe.__name__} {percent} %: {elapsed * 1000:.0f} ms")
+        after = await keys_in()
+        assert before <= after, "a key that was in fell out as the percentage grew"
+        assert abs(len(after) / 300 - percent / 100) < 0.08
+    doc = json.loads(path.read_text())
+    assert doc["flags"]["new_checkout"]["stage_flags"] == ["otel_enabled"]
+    assert doc["flags"]["otel_enabled"]["enabled"] is True
+    assert not list(path.parent.glob("*.tmp"))  # no temp file left behind
+
+
+async def test_a_failing_webhook_holds_the_rollout_and_says_so(
+    make_bot: BotFactory,
+    receiver: Receiver,
+    standin: SlackStandIn,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    bot = await make_bot(config(tmp_path / "flags.json", receiver.url))
+    await SlackUser(http, bot, "U0CORA").say("start checkout")
+    await within(1.0, lambda: asyncio.sleep(0, bool(receiver.received)))
+    receiver.status = 500
+    await SlackUser(http, bot, "U0CORA").say("advance 25 checkout")
+
+    async def paused() -> bool:
+        async with http.get(f"{bot.url}/api/rollouts/checkout") as response:
+            return bool((await response.json())["state"] == "paused")
+
+    await within(15.0, paused)
+    attempts = [body for _, body in receiver.received if body["rollout_percentage"] == 25]
+    assert len(attempts) >= 5
+    (call,) = await standin.wait_for(
+        "chat.postMessage", lambda c: "webhook" in str(c.params.get("text"))
+    )
+    text = str(call.params["text"])
+    assert "paused" in text and "webhook" in text and "HTTP 500" in text

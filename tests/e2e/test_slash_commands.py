@@ -1,0 +1,465 @@
+"""The real server on a free port, signed slash commands as Slack sends them, and what the
+Slack stand-in receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import RolloutBot
+from bot.slack.standin import SlackStandIn
+from tests.conftest import SECRET, BotFactory, SlackUser
+from tests.support.slack_requests import block_action_body, post_signed, slash_body
+
+ONE_ROLLOUT = """
+channel: "#deployments"
+roles:
+  leads: [U0CORA]
+  operators: [U0FORGE]
+rollouts:
+  - name: phase-4
+    flag: phase_4_deployment
+    plan: safe
+"""
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+async def api(http: aiohttp.ClientSession, bot: RolloutBot, path: str) -> Any:
+    async with http.get(f"{bot.url}{path}") as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def thread_texts(standin: SlackStandIn, count: int) -> list[str]:
+    calls = await standin.wait_for(
+        "chat.postMessage", lambda c: "thread_ts" in c.params, count=count
+    )
+    return [c.params["text"] for c in calls]
+
+
+async def test_every_verb_end_to_end(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    cora = SlackUser(http, bot, "U0CORA")
+    forge = SlackUser(http, bot, "U0FORGE")
+
+    assert "/rollout advance PERCENT|next" in await cora.say("help")
+    assert "phase-4* (phase_4_deployment) · not started" in await cora.say("status")
+
+    assert "now progressing at 5 %" in await cora.say("start phase-4")
+    parent = (await standin.wait_for("chat.postMessage", lambda c: "thread_ts" not in c.params))[0]
+    assert parent.params["channel"] == "#deployments"
+    assert "▰▱▱▱▱▱▱▱▱▱` *5 %* · stage 1 of 6" in dump(parent.params["blocks"])
+    thread_ts = parent.response["ts"]
+
+    assert "now progressing at 10 %" in await cora.say("advance next")
+    assert "now progressing at 25 %" in await cora.say("advance 25")
+    assert "paused at 25 %" in await forge.say("pause waiting for the on-call to come back")
+    assert "progressing at 25 %" in await cora.say("resume")
+    assert "paused at 10 %" in await forge.say("rollback to 10 error budget burning")
+
+    texts = await thread_texts(standin, 6)
+    assert texts == [
+        "<@U0CORA> started phase-4 0 % → 5 %\nSoak at this stage: 1d.",
+        "<@U0CORA> advanced phase-4 5 % → 10 %\nSoak at this stage: 1d.",
+        "<@U0CORA> advanced phase-4 10 % → 25 %\nSoak at this stage: 1d.",
+        "<@U0FORGE> paused phase-4 at 25 %\nReason: waiting for the on-call to come back",
+        "<@U0CORA> resumed phase-4 at 25 %\nSoak at this stage: 1d.",
+        "<@U0FORGE> rolled back phase-4 25 % → 10 %\nReason: error budget burning\n"
+        "Held at 10 % until someone types `/rollout resume phase-4`.",
+    ]
+    replies = [c for c in standin.calls_to("chat.postMessage") if "thread_ts" in c.params]
+    assert {c.params["thread_ts"] for c in replies} == {thread_ts}
+    assert replies[-1].params["reply_broadcast"] in (True, "true", "1")  # rollbacks show in channel
+
+    updates = await standin.wait_for("chat.update", count=5)
+    assert updates[-1].params["ts"] == thread_ts
+    last_parent = dump(updates[-1].params["blocks"])
+    assert "*10 %* · stage 2 of 6" in last_parent
+    assert "Held: rolled back from 25 %: error budget burning" in last_parent
+
+    history = await cora.say("history")
+    assert history.count("\n•") == 6
+    assert "rolled back 25 % → 10 % (slash) — error budget burning" in history
+
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert {k: state[k] for k in ("name", "flag", "plan", "state", "percent", "version")} == {
+        "name": "phase-4",
+        "flag": "phase_4_deployment",
+        "plan": "safe",
+        "state": "paused",
+        "percent": 10,
+        "version": 6,
+    }
+    assert [e["verb"] for e in state["events"]] == [
+        "start",
+        "advance",
+        "advance",
+        "pause",
+        "resume",
+        "rollback",
+    ]
+    assert state["events"][3] | {"at": None} == {
+        "at": None,
+        "actor": "U0FORGE",
+        "source": "slash",
+        "verb": "pause",
+        "from_state": "progressing",
+        "to_state": "paused",
+        "from_percent": 25,
+        "to_percent": 25,
+        "reason": "waiting for the on-call to come back",
+        "forced": False,
+        "version": 4,
+    }
+
+    assert "now rolled back to 0 %" in await forge.say("rollback phase-4")
+    assert "it resumes only by starting again" in await cora.say("resume phase-4")
+    assert "now progressing at 5 %" in await cora.say("start phase-4")
+    assert (await api(http, bot, "/api/rollouts"))[0]["percent"] == 5
+
+
+async def test_advance_above_100_names_the_current_percent(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start")
+    await cora.say("advance 25")
+    reply = await cora.say("advance 150")
+    assert "Percent must be above the current 25 and at most 100 (you typed 150)." in reply
+    assert "`/rollout advance next phase-4`" in reply
+
+
+async def test_two_active_rollouts_need_a_name(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()  # phase-4 and search-v2
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start phase-4")
+    await cora.say("start search-v2")
+    reply = await cora.say("advance 25")
+    assert "2 rollouts are active: `phase-4` (progressing at 5 %), `search-v2`" in reply
+    assert "Name which one" in reply
+    reply = await cora.say("advance 25 phase-5")
+    assert "`phase-5` is not a rollout name.\nDid you mean `phase-4`?" in reply
+    assert "progressing at 25 %" in await cora.say("advance 25 phase-4")
+
+
+async def test_roles_refuse_and_say_who_may(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    forge = SlackUser(http, bot, "U0FORGE")  # operator
+    stranger = SlackUser(http, bot, "U0STRANGER")
+    assert (await forge.say("start phase-4")) == (
+        "You may not start a rollout. Who may: <@U0CORA>. Ask one of them, or a config change."
+    )
+    await SlackUser(http, bot, "U0CORA").say("start phase-4")
+    reply = await stranger.say("rollback phase-4")
+    assert "You may not rollback a rollout. Who may: <@U0FORGE>, <@U0CORA>." in reply
+    reply = await forge.say("advance 50 phase-4 force noise")
+    assert "You may not force an advance past red gates. Who may: <@U0CORA>." in reply
+    assert "*phase-4* (phase_4_deployment) · progressing at 5 %" in await stranger.say("status")
+    await asyncio.sleep(0.3)
+    posted = [c.params["text"] for c in standin.calls_to("chat.postMessage")]
+    assert posted == [
+        "phase-4: progressing at 5 %",
+        "<@U0CORA> started phase-4 0 % → 5 %\nSoak at this stage: 1d.",
+    ]
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["state"], state["percent"], state["version"]) == ("progressing", 5, 1)
+
+
+async def test_without_roles_everyone_may(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot("rollouts:\n  - {name: solo, flag: solo}\n")
+    anyone = SlackUser(http, bot, "U0ANYONE")
+    assert "progressing at 5 %" in await anyone.say("start")
+    assert "rolled back to 0 %" in await anyone.say("rollback")
+
+
+BAD_FORMS = [
+    ("not a form", "a=b&&c", 400),
+    ("JSON that is not an object", "[1, 2]", 400),
+    ("JSON garbage", "{not json", 400),
+    ("payload that is not JSON", "payload=%7Bnope", 400),
+    ("slash command without user", "command=%2Frollout&text=status&channel_id=C1", 400),
+    ("slash command without channel", "command=%2Frollout&text=status&user_id=U1", 400),
+    ("neither command nor interaction", "foo=bar", 400),
+    ("empty body", "", 400),
+]
+
+
+@pytest.mark.parametrize(("why", "body", "status"), BAD_FORMS, ids=[b[0] for b in BAD_FORMS])
+async def test_malformed_but_signed_bodies_get_4xx(
+    make_bot: BotFactory,
+    standin: SlackStandIn,
+    http: aiohttp.ClientSession,
+    why: str,
+    body: str,
+    status: int,
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    got, reply = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
+    assert got == status, reply
+    assert "error" in reply
+    await assert_nothing_changed(bot, standin, http)
+
+
+async def test_bad_signatures_get_401(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    url = f"{bot.url}/slack/events"
+    body = slash_body("start phase-4")
+    cases = [
+        await post_signed(http, url, body, "wrong-secret"),
+        await post_signed(http, url, body, SECRET, timestamp=int(time.time()) - 301),
+        await post_signed(http, url, body, SECRET, timestamp=int(time.time()) + 400),
+    ]
+    async with http.post(
+        url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    ) as r:
+        cases.append((r.status, await r.json()))
+    async with http.post(
+        url,
+        data=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": "yesterday",
+            "X-Slack-Signature": "v0=00",
+        },
+    ) as r:
+        cases.append((r.status, await r.json()))
+    tampered_headers = {
+        **__import__("tests.support.slack_requests", fromlist=["x"]).signed_headers(body, SECRET)
+    }
+    async with http.post(url, data=body.replace("start", "advance"), headers=tampered_headers) as r:
+        cases.append((r.status, await r.json()))
+    assert cases == [(401, {"error": "invalid request"})] * 6
+    await assert_nothing_changed(bot, standin, http)
+
+
+GRAMMAR_ERRORS = [
+    ("advnce 25", "`advnce` is not a /rollout command.", "Did you mean `/rollout advance"),
+    ("advance", "Say how far to advance", "Usage"),
+    ("advance fast", "`fast` is not a percent", "Usage"),
+    ("advance 0", "No rollout is active.", "Type `/rollout advance NAME`"),
+    ("advance 25 nope", "`nope` is not a rollout name", "Known rollouts: `phase-4`"),
+    ("advance 25 force", "A forced advance needs a reason", "Usage"),
+    ("start nope", "`nope` is not a rollout name", "Known rollouts"),
+    ("rollback to", "`to` needs a percent", "Usage"),
+    ("rollback to 200", "not a percent between 0 and 100", "Usage"),
+    ("rollback", "No rollout is active.", "Known rollouts: `phase-4` (not started)"),
+    ("pause", "No rollout is active.", "/rollout pause NAME"),
+    ("resume phase-4", "phase-4 is not started, not paused.", "/rollout status phase-4"),
+    ("ack a b", "at most one incident", "Usage: `/rollout ack"),
+    ("history nope", "`nope` is not a rollout name", "Known rollouts"),
+    ("pause " + "x" * 2100, "the limit is 2000", "Shorten the reason"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "hint"), GRAMMAR_ERRORS, ids=[g[0][:20] for g in GRAMMAR_ERRORS]
+)
+async def test_every_grammar_error_gets_a_clear_ephemeral_reply(
+    make_bot: BotFactory,
+    standin: SlackStandIn,
+    http: aiohttp.ClientSession,
+    text: str,
+    problem: str,
+    hint: str,
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    reply = await SlackUser(http, bot, "U0CORA").say(text)
+    assert problem in reply
+    assert hint in reply
+    await assert_nothing_changed(bot, standin, http)
+
+
+async def hold_write_lock(sqlite_url: str) -> sqlite3.Connection:
+    """Take SQLite's write lock from another connection, as another writer would. Taken in
+    a thread: waiting for it on the event loop would stall the bot that holds it now."""
+    blocker = sqlite3.connect(
+        sqlite_url.split("///", 1)[1], isolation_level=None, check_same_thread=False
+    )
+    await asyncio.to_thread(blocker.execute, "BEGIN IMMEDIATE")
+    return blocker
+
+
+async def assert_nothing_changed(
+    bot: RolloutBot, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["state"], state["version"], state["events"]) == ("pending", 0, [])
+    await asyncio.sleep(0.2)
+    assert standin.calls_to("chat.postMessage") == []
+
+
+async def test_slack_retries_act_once(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    body = slash_body("start phase-4", user_id="U0CORA")
+    url = f"{bot.url}/slack/events"
+    first = await post_signed(http, url, body, SECRET)
+    retry = await post_signed(http, url, body, SECRET, retry_num=1)
+    assert first[0] == retry[0] == 200
+    assert retry[1]["text"] == first[1]["text"]
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["version"], len(state["events"])) == (1, 1)
+    await thread_texts(standin, 1)
+    await asyncio.sleep(0.3)
+    assert len(standin.calls_to("chat.postMessage")) == 2  # the parent and one reply
+
+
+async def test_two_concurrent_advances_one_wins(
+    make_bot: BotFactory, http: aiohttp.ClientSession, sqlite_url: str
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start")
+    # Another writer holds the lock for a moment, so both commands read the rollout
+    # before either can write: they are concurrent for sure, not by luck of timing.
+    blocker = await hold_write_lock(sqlite_url)
+    release = asyncio.get_running_loop().call_later(0.5, blocker.execute, "COMMIT")
+    try:
+        replies = await asyncio.gather(cora.say("advance next"), cora.say("advance next"))
+    finally:
+        release.cancel()
+        blocker.close()
+    winners = [r for r in replies if r.startswith("Done:")]
+    assert len(winners) == 1, replies
+    (loser,) = [r for r in replies if not r.startswith("Done:")]
+    assert "phase-4 moved while you were acting" in loser
+    assert "Nothing was done" in loser
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["percent"], state["version"]) == (10, 2)
+
+
+async def click(
+    http: aiohttp.ClientSession,
+    bot: RolloutBot,
+    standin: SlackStandIn,
+    action_id: str,
+    user: str = "U0CORA",
+    action_ts: str | None = None,
+) -> int:
+    parent = (await standin.wait_for("chat.postMessage", lambda c: "thread_ts" not in c.params))[0]
+    message_ts = parent.response["ts"]
+    latest = standin.calls_to("chat.update") or [parent]
+    buttons = next(b for b in latest[-1].params["blocks"] if b["type"] == "actions")["elements"]
+    button = next(b for b in buttons if b["action_id"] == action_id)
+    body = block_action_body(
+        action_id,
+        button["value"],
+        user_id=user,
+        channel_id=parent.response["channel"],
+        message_ts=message_ts,
+        action_ts=action_ts or f"{time.time():.6f}",
+    )
+    status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
+    return status
+
+
+async def test_buttons_take_the_same_path_as_commands(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    await SlackUser(http, bot, "U0CORA").say("start")
+    assert await click(http, bot, standin, "rollout_advance_next") == 200
+    await standin.wait_for("chat.update")
+    assert (await api(http, bot, "/api/rollouts/phase-4"))["percent"] == 10
+    ephemeral = await standin.wait_for("chat.postEphemeral")
+    assert ephemeral[0].params["user"] == "U0CORA"
+    assert "now progressing at 10 %" in ephemeral[0].params["text"]
+    texts = await thread_texts(standin, 2)
+    assert texts[-1].startswith("<@U0CORA> advanced phase-4 5 % → 10 % (button)")
+
+    # A stranger's click is refused like a stranger's command.
+    assert await click(http, bot, standin, "rollout_pause", user="U0STRANGER") == 200
+    refused = await standin.wait_for("chat.postEphemeral", count=2)
+    assert "You may not pause a rollout" in refused[-1].params["text"]
+
+    # The rollback button carries a confirmation dialog, and holds the rollout at 0 %.
+    latest = standin.calls_to("chat.update")[-1].params["blocks"]
+    rollback = next(
+        e
+        for b in latest
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "rollout_rollback"
+    )
+    assert rollback["confirm"]["confirm"]["text"] == "Roll back"
+    assert await click(http, bot, standin, "rollout_rollback", user="U0FORGE") == 200
+    await standin.wait_for("chat.postEphemeral", count=3)
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["state"], state["percent"]) == ("rolled_back", 0)
+    assert state["events"][-1]["source"] == "button"
+
+
+async def test_a_double_click_acts_once(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    await SlackUser(http, bot, "U0CORA").say("start")
+    await standin.wait_for("chat.postMessage", count=2)
+    statuses = await asyncio.gather(
+        click(http, bot, standin, "rollout_advance_next", action_ts="1.000001"),
+        click(http, bot, standin, "rollout_advance_next", action_ts="1.000002"),
+    )
+    assert statuses == [200, 200]
+    ephemerals = await standin.wait_for("chat.postEphemeral", count=2)
+    texts = sorted(e.params["text"] for e in ephemerals)
+    assert texts[0].startswith("Done: phase-4 is now progressing at 10 %")
+    assert "moved while you were acting" in texts[1]
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["percent"], state["version"]) == (10, 2)
+
+
+async def test_health_and_metrics(make_bot: BotFactory, http: aiohttp.ClientSession) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    assert await api(http, bot, "/healthz") == {"ok": True, "database": "ok"}
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start")
+    await cora.say("advance 150")
+    async with http.get(f"{bot.url}/metrics") as response:
+        text = await response.text()
+    assert 'rollout_bot_commands_total{outcome="ok",verb="start"} 1.0' in text
+    assert 'rollout_bot_commands_total{outcome="refused",verb="advance"} 1.0' in text
+    assert "rollout_bot_outbox_depth" in text
+    async with http.get(f"{bot.url}/api/rollouts/nope") as response:
+        assert response.status == 404
+        assert "no rollout named 'nope'; known: phase-4" in (await response.json())["error"]
+
+
+async def test_a_slow_database_still_answers_within_three_seconds(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession, sqlite_url: str
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    blocker = await hold_write_lock(sqlite_url)  # another writer holds the lock for 3.5 s
+    release = asyncio.get_running_loop().call_later(3.5, blocker.execute, "COMMIT")
+    try:
+        body = slash_body("start phase-4", response_url=standin.response_url("late"))
+        started = time.monotonic()
+        status, reply = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
+        assert time.monotonic() - started < 3.0
+        assert (status, reply["text"]) == (200, "Working on it… the answer follows here.")
+        late = await standin.wait_for("response_url:late", timeout=5)
+        assert "phase-4 is now progressing at 5 %" in late[0].params["text"]
+        assert late[0].params["response_type"] == "ephemeral"
+    finally:
+        release.cancel()
+        blocker.close()

@@ -1,0 +1,95 @@
+"""The daily summary at 09:00: one message for the channel, then a chart per active rollout
+uploaded into its thread with Slack's current flow; gate history from range queries."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import aiohttp
+import matplotlib.image as mpimg
+
+from bot.charts import PANEL_PX, WIDTH_PX
+from bot.clock import ManualClock
+from bot.slack.standin import SlackStandIn
+from tests.conftest import BotFactory, SlackUser
+from tests.support.incidents import settle
+from tests.support.recorded_metrics import RecordedSource
+
+ERROR_QUERY = 'sum(rate(http_requests_total{flag="phase_4_deployment",code=~"5.."}[1m]))'
+P95_QUERY = 'histogram_quantile(0.95, rate(latency_bucket{flag="phase_4_deployment"}[1m]))'
+CONFIG = f"""
+channel: "#deployments"
+timezone: Europe/Paris
+daily_summary: "10:00"
+gates:
+  error_rate:
+    query: '{ERROR_QUERY.replace("phase_4_deployment", "{flag}")}'
+    fail_above: 0.05
+  p95_latency:
+    query: '{P95_QUERY.replace("phase_4_deployment", "{flag}")}'
+    fail_above: {{canary: 0.25, progressive: 0.3, final: 0.5}}
+rollouts:
+  - {{name: phase-4, flag: phase_4_deployment, plan: safe, gates: [error_rate, p95_latency]}}
+"""
+QUERIES = {ERROR_QUERY: "error_rate", P95_QUERY: "p95_latency"}
+
+
+async def test_a_daily_summary_with_a_chart_uploaded_in_order(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()  # 2026-11-02 09:00 UTC = 10:00 in Paris: the summary is tomorrow
+    source = RecordedSource(clock, QUERIES)
+    bot = await make_bot(CONFIG, clock=clock, metrics_source=source)
+    await SlackUser(http, bot, "U0CORA").say("start")
+    await settle(bot)
+    assert not [p for p in standin.calls_to("chat.postMessage") if "Daily" in p.params["text"]]
+
+    await clock.advance(timedelta(hours=24))
+    await settle(bot)
+    calls = [c for c in standin.calls if not c.failed]
+    names = [c.method for c in calls]
+    summary_at = next(
+        i for i, c in enumerate(calls)
+        if c.method == "chat.postMessage" and c.params["text"].startswith("Daily rollout")
+    )
+    summary = calls[summary_at]
+    uploads = names[summary_at:]
+    first = uploads.index("files.getUploadURLExternal")
+    assert uploads[first:first + 3] == [
+        "files.getUploadURLExternal", "upload", "files.completeUploadExternal"
+    ]
+    header = summary.params["blocks"][0]["text"]["text"]
+    assert header == "Daily rollout summary · Tue 03 Nov"
+    body = json.dumps(summary.params["blocks"], ensure_ascii=False)
+    assert "*phase-4* · progressing at 5 %" in body
+    assert "all gates green" in body
+
+    complete = calls[summary_at + first + 2]
+    assert complete.params["channel_id"] == summary.response["channel"]
+    assert complete.params["thread_ts"] == summary.response["ts"]
+    (uploaded,) = standin.uploaded_files.values()
+    image = mpimg.imread(io.BytesIO(uploaded), format="png")
+    assert (image.shape[1], image.shape[0]) == (WIDTH_PX, PANEL_PX * 3)  # traffic + 2 gates
+    assert set(source.range_queries) == set(QUERIES)  # the history came from range queries
+
+
+async def test_with_prometheus_down_the_summary_still_posts_and_says_what_is_missing(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    source = RecordedSource(clock, QUERIES, down=True)
+    bot = await make_bot(CONFIG, clock=clock, metrics_source=source)
+    await SlackUser(http, bot, "U0CORA").say("start")
+    await clock.advance(timedelta(hours=24))
+    await settle(bot)
+    summary = next(
+        c for c in standin.calls_to("chat.postMessage") if c.params["text"].startswith("Daily")
+    )
+    body = json.dumps(summary.params["blocks"], ensure_ascii=False)
+    assert "⚠️ source down *error_rate*" in body
+    assert "⚠️ Missing: worst error_rate since the last checkpoint: Prometheus is unreachable" in (
+        body
+    )
+    assert len(standin.uploaded_files) == 1  # the chart still goes, saying why it is empty

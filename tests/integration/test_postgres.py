@@ -1,0 +1,61 @@
+"""Several replicas on one PostgreSQL database: one decision per version, one delivery per
+message."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import asyncpg
+
+from bot.slack.standin import SlackStandIn
+from tests.conftest import BotFactory, SlackUser
+
+ONE = """
+roles: {leads: [U0CORA], operators: [U0FORGE]}
+rollouts:
+  - {name: phase-4, flag: phase_4_deployment}
+"""
+
+
+async def test_two_replicas_share_one_database(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession, postgres_url: str
+) -> None:
+    first = await make_bot(ONE, database_url=postgres_url)
+    second = await make_bot(ONE, database_url=postgres_url)  # migrations run twice, harmlessly
+    cora_on_first = SlackUser(http, first, "U0CORA")
+    cora_on_second = SlackUser(http, second, "U0CORA")
+
+    assert "progressing at 5 %" in await cora_on_first.say("start phase-4")
+    # Writes wait behind a table lock for a moment, so both replicas read the rollout
+    # before either writes: concurrent for sure, not by luck of timing.
+    locker = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE rollouts IN EXCLUSIVE MODE")
+            both = asyncio.gather(
+                cora_on_first.say("advance next"), cora_on_second.say("advance next")
+            )
+            await asyncio.sleep(0.5)
+        replies = await both
+    finally:
+        await locker.close()
+    assert sorted(r.startswith("Done:") for r in replies) == [False, True], replies
+    assert "moved while you were acting" in next(r for r in replies if not r.startswith("Done:"))
+
+    assert "paused at 10 %" in await SlackUser(http, second, "U0FORGE").say("pause lunch")
+    assert "progressing at 10 %" in await cora_on_first.say("resume")
+
+    # Both outbox workers run; each message reaches Slack once, in order.
+    await standin.wait_for("chat.postMessage", count=5, timeout=10)
+    await asyncio.sleep(2.5)  # both workers poll at least twice more
+    texts = [c.params["text"].split("\n")[0] for c in standin.calls_to("chat.postMessage")]
+    assert texts == [
+        "phase-4: progressing at 5 %",
+        "<@U0CORA> started phase-4 0 % → 5 %",
+        "<@U0CORA> advanced phase-4 5 % → 10 %",
+        "<@U0FORGE> paused phase-4 at 10 %",
+        "<@U0CORA> resumed phase-4 at 10 %",
+    ]
+    statuses = await second.service.statuses()
+    assert (statuses["phase-4"].percent, statuses["phase-4"].version) == (10, 4)

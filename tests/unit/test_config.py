@@ -1,0 +1,119 @@
+"""The YAML config: the design's example loads as is; mistakes name the key and the line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import ConfigError, load_config, parse_config
+from bot.domain.plans import BUILTIN_PLANS, Tier
+
+ROOT = Path(__file__).parents[2]
+
+
+def design_example() -> str:
+    return (ROOT / "tests" / "fixtures" / "design_example.yml").read_text()
+
+
+def test_the_design_example_loads_as_is() -> None:
+    config = parse_config(design_example())
+    spec = config.specs()["phase-4"]
+    assert spec.plan.percents == (5, 10, 25, 50, 75, 100)
+    assert config.plan("weekend").stages[0].flags == ("otel_enabled", "error_handling_enabled")
+    gate = config.gates["error_rate"]
+    assert gate.fail_above is not None and gate.fail_above.at(Tier.CANARY) == 0.005
+    assert gate.for_.at(Tier.FINAL) == timedelta(minutes=10)
+    assert [lvl.user for lvl in config.oncall.chain] == ["U0FORGE", "U0HUDSON", "U0CORA"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yml")))
+def test_examples_load(path: Path) -> None:
+    assert load_config(path).rollouts
+
+
+def test_builtin_plans_match_the_field_reports() -> None:
+    safe = BUILTIN_PLANS["safe"]
+    assert safe.percents == (5, 10, 25, 50, 75, 100)
+    assert safe.total_soak == timedelta(days=7)
+    six = BUILTIN_PLANS["six-day"]
+    assert six.stages[0].soak == timedelta(hours=12)
+    assert six.total_soak == timedelta(days=6)
+    assert BUILTIN_PLANS["fast"].total_soak == timedelta(days=3)
+    assert BUILTIN_PLANS["instant"].percents == (100,)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "rollouts:\n  - name: x\n    flag: f\n    plna: safe\n",
+            "4: rollouts.0.plna: unknown key 'plna' (did you mean 'plan'?)",
+        ),
+        ("chanel: '#x'\n", "1: chanel: unknown key 'chanel' (did you mean 'channel'?)"),
+        (
+            "rollouts:\n  - name: x\n    flag: f\n    plan: nope\n",
+            "4: rollouts.0.plan: unknown plan 'nope'; known: fast, instant, safe, six-day",
+        ),
+        (
+            "rollouts:\n  - name: x\n    flag: f\n    gates: [g]\n",
+            "4: rollouts.0.gates.0: unknown gate 'g'",
+        ),
+        ("timezone: Mars/Base\n", "1: timezone: unknown timezone 'Mars/Base'"),
+        ("daily_summary: '9am'\n", "1: daily_summary:"),
+        (
+            "plans:\n  p:\n    stages:\n      - {percent: 50, soak: 1h}\n"
+            "      - {percent: 10, soak: 1h}\n",
+            "3: plans.p.stages: stage percents must strictly increase, got [50, 10]",
+        ),
+        (
+            "plans:\n  p:\n    stages:\n      - {percent: 150, soak: 1h}\n",
+            "4: plans.p.stages.0.percent: Input should be less than or equal to 100",
+        ),
+        (
+            "gates:\n  g:\n    query: up\n    fail_above: 1\n    for: 5 minutes\n",
+            "5: gates.g.for.canary: '5 minutes' is not a duration",
+        ),
+        ("gates:\n  g:\n    query: up\n", "2: gates.g: a gate needs `fail_above` or `fail_below`"),
+        (
+            "oncall:\n  chain:\n    - {wait: 5m}\n",
+            "3: oncall.chain.0: a chain level names exactly one of `user` or `group`",
+        ),
+        (
+            "rollouts:\n  - name: x\n    flag: f\n  - name: x\n    flag: g\n",
+            "4: rollouts.1.name: duplicate rollout name 'x'",
+        ),
+        ("rollouts: [\n", "not valid YAML"),
+        ("- just\n- a list\n", "the config must be a mapping"),
+    ],
+)
+def test_errors_name_the_field_and_the_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "bot.yml")
+    assert expected in caught.value.report()
+    assert caught.value.report().startswith("bot.yml:")
+
+
+def test_check_config_prints_each_rollouts_stages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(ROOT / "examples" / "genesis-phase4.yml")]) == 0
+    out = capsys.readouterr().out
+    assert "phase-4: flag phase_4_deployment, plan genesis-safe (7d in all)" in out
+    assert "stage 1:   5 % for 1d, switches on otel_enabled, error_handling_enabled" in out
+    assert "stage 6: 100 % for 2d" in out
+    assert (
+        "gate error_rate: fails above 0.005 / 0.01 / 0.01 for 5m / 5m / 10m"
+        " (canary / progressive / final), measured every 30s, no data: hold"
+    ) in out
+    assert "gate test_pass_rate: fails below 0.98 / 0.97 / 0.97 for 10m / 10m / 10m" in out
+
+
+def test_check_config_fails_with_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("rollouts:\n  - name: x\n    flagg: f\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3: rollouts.0.flagg: unknown key 'flagg'" in err
