@@ -82,6 +82,7 @@ async def test_with_prometheus_down_the_summary_still_posts_and_says_what_is_mis
     source = RecordedSource(clock, QUERIES, down=True)
     bot = await make_bot(CONFIG, clock=clock, metrics_source=source)
     await SlackUser(http, bot, "U0CORA").say("start")
+    await settle(bot)  # the first measurements (source down) are taken before the jump
     await clock.advance(timedelta(hours=24))
     await settle(bot)
     summary = next(
