@@ -12,8 +12,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.domain.exposure import evaluate
@@ -45,15 +46,23 @@ def build_web_app(
     async def slack_events(request: web.Request) -> web.Response:
         if bolt is None:
             return _error(404, "Slack over HTTP is off: this bot runs in Socket Mode")
-        body = await request.text()
+        try:  # Slack sends UTF-8 whatever the Content-Type's charset claims
+            body = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            log.warning("refusing a Slack request whose body is not UTF-8: %s", exc)
+            return _error(400, "the body is not UTF-8 text")
         if not _signature_ok(verifier, body, request):
             return web.json_response({"error": "invalid request"}, status=401)
         problem = _malformed(body, request.content_type)
         if problem:
             log.warning("refusing a Slack request: %s", problem)
             return _error(400, problem)
-        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        bolt_request = AsyncBoltRequest(
+            body=body,
+            query=request.query_string,
+            headers={k: request.headers.getall(k) for k in request.headers},
+        )
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     async def list_rollouts(request: web.Request) -> web.Response:
         statuses = await service.statuses()

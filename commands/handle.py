@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from bot.services.rollouts import Actor, RolloutService
 from bot.slack import blocks, incident_blocks
 from commands import permissions
 from commands.parse import ParseError, Request, help_text, parse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,16 @@ class Handler:
         except ParseError as exc:
             return Reply(f"{exc.problem}\n{exc.hint}", ok=False)
         handler = _HANDLERS.get(request.verb, Handler._act)
-        reply = await handler(self, request, actor, dedup_key, expected_version)
+        try:
+            reply = await handler(self, request, actor, dedup_key, expected_version)
+        except Exception:  # the person who typed it still gets an answer, never silence
+            log.exception("/rollout %s failed", text)
+            return Reply(
+                f"The bot could not finish `/rollout {text.strip()}`: an error on its side, "
+                "now in its log. Check `/rollout status` before trying again.",
+                ok=False,
+                verb=request.verb,
+            )
         return Reply(reply.text, reply.ok, reply.blocks, request.verb)
 
     async def _help(self, request: Request, actor: Actor, *_: Any) -> Reply:

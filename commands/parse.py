@@ -106,7 +106,7 @@ class _Args:
 
 def parse_percent(word: str) -> int | None:
     cleaned = word.rstrip("%")
-    if cleaned.isdigit():
+    if cleaned.isascii() and cleaned.isdigit():  # not "²", which isdigit() accepts
         return int(cleaned)
     return None
 
@@ -166,6 +166,7 @@ def _rollback(a: _Args) -> Request:
         if percent is None or percent > 100:
             raise a.fail(f"`{word}` is not a percent between 0 and 100.")
         to = percent
+    name = name or a.take_name()  # `rollback to 10 phase-4` names it after the percent
     return Request("rollback", name, Rollback(to, a.rest()))
 
 

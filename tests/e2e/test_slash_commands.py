@@ -15,7 +15,12 @@ import pytest
 from bot.app import RolloutBot
 from bot.slack.standin import SlackStandIn
 from tests.conftest import SECRET, BotFactory, SlackUser
-from tests.support.slack_requests import block_action_body, post_signed, slash_body
+from tests.support.slack_requests import (
+    block_action_body,
+    post_signed,
+    signed_headers,
+    slash_body,
+)
 
 ONE_ROLLOUT = """
 channel: "#deployments"
@@ -155,6 +160,16 @@ async def test_two_active_rollouts_need_a_name(
     assert "`phase-5` is not a rollout name.\nDid you mean `phase-4`?" in reply
     assert "progressing at 25 %" in await cora.say("advance 25 phase-4")
 
+    reply = await cora.say("rollback to 10 phase-4 latency creeping up")  # name after percent
+    assert "phase-4" in reply and "10 %" in reply
+    four, search = await api(http, bot, "/api/rollouts/phase-4"), await api(
+        http, bot, "/api/rollouts/search-v2"
+    )
+    assert (four["state"], four["percent"], four["hold_reason"]) == (
+        "paused", 10, "rolled back from 25 %: latency creeping up"
+    )
+    assert (search["state"], search["percent"]) == ("progressing", 10)  # untouched
+
 
 async def test_roles_refuse_and_say_who_may(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
@@ -218,6 +233,27 @@ async def test_malformed_but_signed_bodies_get_4xx(
     await assert_nothing_changed(bot, standin, http)
 
 
+async def test_a_body_that_is_not_utf8_gets_400_and_a_bogus_charset_is_ignored(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    url = f"{bot.url}/slack/events"
+    body = slash_body("start phase-4 cafe")
+    raw = body.encode().replace(b"cafe", b"caf\xe9")  # Latin-1, as no Slack request is
+    async with http.post(url, data=raw, headers=signed_headers(body, SECRET)) as r:
+        assert (r.status, await r.json()) == (400, {"error": "the body is not UTF-8 text"})
+    await assert_nothing_changed(bot, standin, http)
+
+    body = slash_body("start phase-4")  # signed by Slack: the charset label is not read
+    headers = {
+        **signed_headers(body, SECRET),
+        "Content-Type": "application/x-www-form-urlencoded; charset=bogus",
+    }
+    async with http.post(url, data=body.encode(), headers=headers) as r:
+        assert r.status == 200
+        assert "phase-4 is now progressing at 5 %" in (await r.json())["text"]
+
+
 async def test_bad_signatures_get_401(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
@@ -256,6 +292,7 @@ GRAMMAR_ERRORS = [
     ("advnce 25", "`advnce` is not a /rollout command.", "Did you mean `/rollout advance"),
     ("advance", "Say how far to advance", "Usage"),
     ("advance fast", "`fast` is not a percent", "Usage"),
+    ("advance ²", "`²` is not a percent", "Usage"),
     ("advance 0", "No rollout is active.", "Type `/rollout advance NAME`"),
     ("advance 25 nope", "`nope` is not a rollout name", "Known rollouts: `phase-4`"),
     ("advance 25 force", "A forced advance needs a reason", "Usage"),
