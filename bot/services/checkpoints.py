@@ -281,16 +281,33 @@ class CheckpointService:
             )
             if series.error:
                 missing.append(f"{name}: {series.error}")
-            gates.append(GateSeries(name, series.points, _threshold(rule, level),
+            gates.append(GateSeries(name, series.points, threshold_steps(rule, percent),
                                     rule.fail_above is not None))
         note = "; ".join(missing)
         if missing and not any(g.points for g in gates):
             gates = []
-        return ChartData(f"{spec.name} · {spec.flag}", start, end, percent, gates, markers, note)
+        return ChartData(f"{spec.name} · {spec.flag}", start, end, percent, gates, markers, note,
+                         self.zone)
 
     def _notify(self) -> None:
         for listener in self.on_change:
             listener()
+
+
+def threshold_steps(
+    rule: GateRule | None, percent: Sequence[tuple[datetime, int]]
+) -> list[tuple[datetime, float | None]]:
+    """The rule's threshold over time, from the percentage's steps (each change, in order):
+    a step where the percentage crossed into a tier with another threshold. Empty when the
+    rule has no threshold at all."""
+    steps: list[tuple[datetime, float | None]] = []
+    for when, level in percent:
+        value = _threshold(rule, level)
+        if steps and steps[-1][0] == when:
+            steps.pop()  # two changes at the same moment: the later one holds
+        if not steps or steps[-1][1] != value:
+            steps.append((when, value))
+    return steps if any(value is not None for _, value in steps) else []
 
 
 def _threshold(rule: GateRule | None, percent: int) -> float | None:

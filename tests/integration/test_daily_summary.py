@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import matplotlib.image as mpimg
 
-from bot.charts import PANEL_PX, WIDTH_PX
+from bot.charts import PANEL_PX, WIDTH_PX, zone_name
 from bot.clock import ManualClock
+from bot.domain.rollout import Advance, Start
+from bot.services.rollouts import Actor
 from bot.slack.standin import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import settle
@@ -94,3 +97,28 @@ async def test_with_prometheus_down_the_summary_still_posts_and_says_what_is_mis
         body
     )
     assert len(standin.uploaded_files) == 1  # the chart still goes, saying why it is empty
+
+
+async def test_the_chart_thresholds_step_with_the_tier_and_its_times_are_local(
+    make_bot: BotFactory,
+) -> None:
+    clock = ManualClock()
+    source = RecordedSource(clock, QUERIES)
+    bot = await make_bot(CONFIG, clock=clock, metrics_source=source)
+    cora = Actor("U0CORA", "slash")
+    started = clock.now()
+    assert (await bot.service.act("phase-4", Start(), cora)).ok
+    await clock.advance(timedelta(hours=6))
+    assert (await bot.service.act("phase-4", Advance(10, force=True, reason="t"), cora)).ok
+    await clock.advance(timedelta(hours=6))
+    advanced = clock.now()
+    assert (await bot.service.act("phase-4", Advance(25, force=True, reason="t"), cora)).ok
+    await clock.advance(timedelta(hours=6))
+
+    spec = bot.service.specs["phase-4"]
+    data = await bot.checkpoints.chart_data(spec, clock.now() - timedelta(hours=24), clock.now())
+    gates = {g.name: g for g in data.gates}
+    assert list(gates["p95_latency"].thresholds) == [(started, 0.25), (advanced, 0.3)]
+    assert list(gates["error_rate"].thresholds) == [(started, 0.05)]  # the same in every tier
+    assert data.zone == ZoneInfo("Europe/Paris")
+    assert zone_name(data.zone) == "Europe/Paris"
