@@ -2,8 +2,10 @@
 
 An alert group (groupKey) is one incident. The same notification sent by several members
 of an Alertmanager cluster, or repeated, acts once (identity: groupKey + status + sorted
-fingerprint:status pairs). Alerts go to a rollout by a `rollout` or `flag` label, else to
-the channel. A critical alert on a rollout progressing at the canary tier pauses it.
+fingerprint:status pairs, each with its alert's startsAt, and endsAt once resolved); an
+alert that resolves and fires again starts anew, so it is taken again. Alerts go to a
+rollout by a `rollout` or `flag` label, else to the channel. A critical alert on a rollout
+progressing at the canary tier pauses it.
 
 Answers: 2xx taken (or already taken); 400 malformed, with the reason; 401 bad
 credentials; 413 too big; 503 when the bot cannot take it now, since Alertmanager
@@ -64,7 +66,7 @@ class Alert(_Model):
     fingerprint: str = Field(min_length=1, max_length=64)
 
     def fact(self) -> AlertFact:
-        return AlertFact(self.fingerprint, self.status, self.labels)
+        return AlertFact(self.fingerprint, self.status, self.labels, self.startsAt, self.endsAt)
 
 
 class WebhookPayload(_Model):

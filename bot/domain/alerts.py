@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bot.domain.rollout import RolloutSpec, RolloutStatus, State
 
@@ -19,6 +20,8 @@ class AlertFact:
     fingerprint: str
     status: str  # firing | resolved
     labels: Mapping[str, str]
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None  # meaningful once resolved
 
     @property
     def critical(self) -> bool:
@@ -40,10 +43,28 @@ class HoldPolicy:
 
 def notification_key(group_key: str, status: str, alerts: Iterable[AlertFact]) -> str:
     """The identity of one notification: an Alertmanager cluster sends the same one from
-    several members, and repeats it every repeat_interval; both must act once."""
-    pairs = sorted(f"{a.fingerprint}:{a.status}" for a in alerts)
+    several members, and repeats it every repeat_interval; both must act once.
+
+    Each alert counts with its startsAt (and endsAt once resolved): an alert that fires
+    again after it resolved keeps its fingerprint but starts anew, so it is a new
+    notification, not a duplicate of the first one."""
+    pairs = sorted(_alert_identity(a) for a in alerts)
     raw = "\n".join([group_key, status, *pairs])
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _alert_identity(alert: AlertFact) -> str:
+    ends = alert.ends_at if alert.status == "resolved" else None
+    return f"{alert.fingerprint}:{alert.status}:{_instant(alert.starts_at)}:{_instant(ends)}"
+
+
+def _instant(at: datetime | None) -> str:
+    """A time as one string whatever offset it was written with."""
+    if at is None:
+        return ""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return at.isoformat()
 
 
 def group_id(group_key: str) -> str:

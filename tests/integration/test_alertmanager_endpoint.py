@@ -75,7 +75,7 @@ def _without(key: str) -> dict[str, Any]:
 
 
 def _alert_with(**changes: Any) -> dict[str, Any]:
-    bad = json.loads(json.dumps(GOOD))
+    bad: dict[str, Any] = json.loads(json.dumps(GOOD))
     bad["alerts"][0].update(changes)
     for key, value in changes.items():
         if value is None:
@@ -292,3 +292,63 @@ async def test_503_when_the_bot_cannot_take_it_now(
     # Alertmanager retries; now it goes through.
     status, reply = await post_webhook(http, bot, GOOD, headers=AUTH)
     assert status == 200 and reply["status"] == "opened"
+
+
+def _at(body: dict[str, Any], starts: str, ends: str | None = None) -> dict[str, Any]:
+    """`body` with every alert's startsAt (and endsAt, when given) replaced."""
+    changed: dict[str, Any] = json.loads(json.dumps(body))
+    for a in changed["alerts"]:
+        a["startsAt"] = starts
+        if ends is not None:
+            a["endsAt"] = ends
+    return changed
+
+
+async def test_an_alert_that_fires_again_after_resolving_opens_a_new_incident(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(config())
+    key = '{}:{alertname="HighErrorRate"}'
+    firing = webhook(key, [alert("HighErrorRate", "a1")])
+    assert (await post_webhook(http, bot, firing, headers=AUTH))[1]["status"] == "opened"
+    resolved = webhook(key, [alert("HighErrorRate", "a1", status="resolved")])
+    assert (await post_webhook(http, bot, resolved, headers=AUTH))[1]["status"] == "resolved"
+    await settle(bot)
+    assert [p["channel"] for p in dms(standin)] == ["U0FORGE"]
+
+    # The same alert (same fingerprint) fires again an hour later, sent by three members
+    # of the cluster: one new incident, one page.
+    again = _at(firing, "2026-11-02T10:00:00Z")
+    replies = await asyncio.gather(
+        *(post_webhook(http, bot, again, headers=AUTH) for _ in range(3))
+    )
+    assert sorted(r[1]["status"] for r in replies) == ["duplicate", "duplicate", "opened"]
+    await settle(bot)
+    first, second = await incidents(bot)
+    assert first.state == "resolved" and second.state == "open"
+    assert [p["channel"] for p in dms(standin)] == ["U0FORGE", "U0FORGE"]
+    # Alertmanager repeats it every repeat_interval: still the same notification.
+    assert (await post_webhook(http, bot, again, headers=AUTH))[1]["status"] == "duplicate"
+
+    # And it resolves again: the new incident resolves, once.
+    over = _at(resolved, "2026-11-02T10:00:00Z", "2026-11-02T10:20:00Z")
+    replies = await asyncio.gather(*(post_webhook(http, bot, over, headers=AUTH) for _ in range(2)))
+    assert sorted(r[1]["status"] for r in replies) == ["duplicate", "resolved"]
+    assert [i.state for i in await incidents(bot)] == ["resolved", "resolved"]
+
+
+async def test_an_alert_of_a_firing_group_that_resolves_and_fires_again_is_taken(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(config())
+    key = '{}:{alertname="DiskFull"}'
+    both = webhook(key, [alert("DiskFull", "d1"), alert("DiskFull", "d2")])
+    assert (await post_webhook(http, bot, both, headers=AUTH))[1]["status"] == "opened"
+    one_over = webhook(key, [alert("DiskFull", "d1"), alert("DiskFull", "d2", status="resolved")])
+    assert (await post_webhook(http, bot, one_over, headers=AUTH))[1]["status"] == "updated"
+    refired = json.loads(json.dumps(both))
+    refired["alerts"][1]["startsAt"] = "2026-11-02T09:45:00Z"
+    assert (await post_webhook(http, bot, refired, headers=AUTH))[1]["status"] == "updated"
+    (incident,) = await incidents(bot)
+    assert incident.alerts["d2"]["status"] == "firing"
+    assert (await post_webhook(http, bot, refired, headers=AUTH))[1]["status"] == "duplicate"
