@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.domain.gates import GateView, Outcome, fmt_value
+from bot.domain.gates import STALE_AFTER, GateView, Outcome, fmt_value
 from bot.domain.plans import Tier
 
 
@@ -106,16 +106,24 @@ def next_view(
 ) -> GateView:
     """Fold a new assessment into what was known.
 
-    `since` carries over while the outcome stays the same, with one exception: time the
-    bot did not watch never counts as green. A PASS after a gap of more than three
-    intervals (the bot was down) starts its green time afresh; a FAIL or unknown outcome
-    carries on, so a restart in the middle of a breach does not reset its clock.
+    `since` carries over while the outcome stays the same, except across time the bot
+    did not watch (it was down):
+    - a PASS after a gap of more than STALE_AFTER intervals starts its green time afresh:
+      unwatched time never counts as green;
+    - a FAIL carries on across a gap up to its sustain window, so a restart in the middle
+      of a breach does not reset its clock; a longer gap starts it afresh, so one red
+      measurement before an outage and one after it are not a sustained breach;
+    - an unknown outcome (no data, source down) carries on: its grace keeps running.
     """
     since = now
     escalated = False
     if previous is not None and previous.outcome is assessment.outcome:
         gap = now - previous.measured_at if previous.measured_at else timedelta(0)
-        if not (assessment.outcome is Outcome.PASS and gap > 3 * rule.interval):
+        limit = {
+            Outcome.PASS: STALE_AFTER * rule.interval,
+            Outcome.FAIL: max(STALE_AFTER * rule.interval, rule.window_at(tier)),
+        }.get(assessment.outcome)
+        if limit is None or gap <= limit:
             since = previous.since
             escalated = previous.escalated
     return GateView(
@@ -130,6 +138,7 @@ def next_view(
         measured_at=now,
         grace=rule.no_data_grace,
         escalated=escalated,
+        interval=rule.interval,
     )
 
 

@@ -7,12 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.domain.durations import format_duration
+
 
 class Outcome(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     NO_DATA = "no_data"  # the query returned nothing, or too few samples
     SOURCE_DOWN = "source_down"  # Prometheus unreachable, timed out, or refused the query
+
+
+STALE_AFTER = 3  # intervals without a measurement after which a gate's outcome is stale
 
 
 @dataclass(frozen=True)
@@ -34,16 +39,26 @@ class GateView:
     measured_at: datetime | None = None  # when it was last measured
     grace: timedelta = timedelta(minutes=10)  # how long it may stay unknown before a page
     escalated: bool = False  # on-call was paged for the current unknown episode
+    interval: timedelta = timedelta(seconds=30)  # how often it is measured
 
     def sustained(self, now: datetime) -> bool:
         return now - self.since >= self.window
+
+    def fresh(self, now: datetime) -> bool:
+        """Measured recently enough to stand for now: within STALE_AFTER intervals."""
+        if self.measured_at is None:
+            return False
+        return now - self.measured_at <= STALE_AFTER * self.interval
 
 
 Observations = Mapping[str, GateView]
 
 
-def blocking_gates(gate_names: tuple[str, ...], observations: Observations) -> list[str]:
-    """Gates that forbid an advance: red, unknown, or never measured. One line each."""
+def blocking_gates(
+    gate_names: tuple[str, ...], observations: Observations, now: datetime
+) -> list[str]:
+    """Gates that forbid an advance: red, unknown, never measured, or green only in a
+    measurement too old to stand for now (the bot was down). One line each."""
     lines = []
     for name in gate_names:
         view = observations.get(name)
@@ -51,7 +66,16 @@ def blocking_gates(gate_names: tuple[str, ...], observations: Observations) -> l
             lines.append(f"{name}: not measured yet")
         elif view.outcome is not Outcome.PASS:
             lines.append(f"{name}: {describe(view)}")
+        elif not view.fresh(now):
+            lines.append(f"{name}: {stale_words(view, now)}")
     return lines
+
+
+def stale_words(view: GateView, now: datetime) -> str:
+    if view.measured_at is None:
+        return "not measured yet"
+    ago = timedelta(minutes=int((now - view.measured_at).total_seconds() // 60))
+    return f"last measured {format_duration(ago)} ago; waits for a fresh measurement"
 
 
 def describe(view: GateView) -> str:

@@ -11,7 +11,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.domain.durations import format_duration
-from bot.domain.gates import GateView, Observations, Outcome, blocking_gates, fmt_value
+from bot.domain.gates import (
+    GateView,
+    Observations,
+    Outcome,
+    blocking_gates,
+    fmt_value,
+    stale_words,
+)
 from bot.domain.plans import Plan, Stage
 
 
@@ -239,7 +246,7 @@ def _advance(
             f" ({_next_percent_words(spec, status)}).",
         )
     if not command.force:
-        blockers = blocking_gates(spec.gates, observations)
+        blockers = blocking_gates(spec.gates, observations, now)
         if blockers:
             return Refusal(
                 f"{name} cannot advance while a gate is not green:\n• " + "\n• ".join(blockers),
@@ -402,6 +409,8 @@ def _green_soak_left(
             return f"gate {name} is not measured yet"
         if view.outcome is not Outcome.PASS:
             return f"gate {name} is {view.outcome.value}"
+        if not view.fresh(now):
+            return f"gate {name} was {stale_words(view, now)}"
         green_from = max(green_from, view.since)
     left = green_from + soak - now
     if left > timedelta(0):

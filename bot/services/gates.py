@@ -96,6 +96,7 @@ class GateService:
                 measured_at=row.measured_at,
                 grace=rule.no_data_grace,
                 escalated=row.escalated,
+                interval=rule.interval,
             )
         return views
 

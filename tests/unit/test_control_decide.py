@@ -99,8 +99,10 @@ def test_since_carries_over_while_the_outcome_holds() -> None:
     first = next_view(None, ERRORS, Tier.CANARY, fail, "q", T0)
     later = next_view(first, ERRORS, Tier.CANARY, fail, "q", T0 + 4 * S)
     assert later.since == T0 and not later.sustained(T0 + 4 * S) and later.sustained(T0 + 5 * S)
-    # A restart of a minute in the middle of a breach does not reset its clock ...
-    assert next_view(later, ERRORS, Tier.CANARY, fail, "q", T0 + 70 * S).since == T0
+    # A restart shorter than the window in the middle of a breach keeps its clock ...
+    assert next_view(later, ERRORS, Tier.CANARY, fail, "q", T0 + 9 * S).since == T0
+    # ... but one red measurement before a long outage and one after it are no breach ...
+    assert next_view(later, ERRORS, Tier.CANARY, fail, "q", T0 + 70 * S).since == T0 + 70 * S
     # ... but time nobody watched never counts as green.
     ok = assess(ERRORS, Tier.CANARY, Measurement((0.0,)))
     green = next_view(None, ERRORS, Tier.CANARY, ok, "q", T0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,9 +11,11 @@ from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import BUILTIN_PLANS
 from bot.domain.rollout import (
     Advance,
+    AdvanceMode,
     Announce,
     Command,
     Decision,
+    Evaluate,
     Pause,
     Refusal,
     Resume,
@@ -140,8 +143,10 @@ def test_pause_and_resume_do_not_change_the_percentage() -> None:
 GATED = RolloutSpec("phase-4", "phase_4_deployment", BUILTIN_PLANS["safe"], ("error_rate",))
 
 
-def view(outcome: Outcome) -> GateView:
-    return GateView("error_rate", outcome, NOW - timedelta(hours=1), 0.02, 0.005)
+def view(outcome: Outcome, measured_ago: timedelta = timedelta(seconds=10)) -> GateView:
+    return GateView(
+        "error_rate", outcome, NOW - timedelta(hours=1), 0.02, 0.005, measured_at=NOW - measured_ago
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,3 +179,15 @@ def test_green_gates_let_an_advance_through() -> None:
     result = decide(GATED, at(P, 5), {"error_rate": view(Outcome.PASS)}, Advance(), NOW)
     assert isinstance(result, Decision)
     assert result.status.percent == 10
+
+
+def test_a_green_measured_before_the_bot_was_down_does_not_count() -> None:
+    stale = {"error_rate": view(Outcome.PASS, measured_ago=timedelta(minutes=20))}
+    result = decide(GATED, at(P, 5), stale, Advance(), NOW)
+    assert isinstance(result, Refusal)
+    assert "error_rate: last measured 20m ago; waits for a fresh measurement" in result.problem
+    soaked = at(P, 5)  # its day of soak is long over, but the last green is 20 minutes old
+    auto = replace(GATED, advance=AdvanceMode.AUTO)
+    result = decide(auto, soaked, stale, Evaluate(), NOW + timedelta(days=2))
+    assert isinstance(result, Refusal)
+    assert "gate error_rate was last measured 2d20m ago" in result.hint
