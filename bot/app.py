@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -270,8 +270,8 @@ class RolloutBot:
         )
         self.service.hooks.append(checkpoints.on_decision)
         checkpoints.on_change += [self.outbox.kick.set, self.scheduler.kick.set]
-        self.scheduler.on(CHECKPOINT, checkpoints.on_checkpoint)
-        self.scheduler.on(DAILY, checkpoints.on_daily)
+        self.scheduler.on(CHECKPOINT, checkpoints.on_checkpoint, lease=timedelta(minutes=2))
+        self.scheduler.on(DAILY, checkpoints.on_daily, lease=timedelta(minutes=10))
         return checkpoints
 
     @property

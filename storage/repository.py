@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -222,10 +222,15 @@ class Repository:
             await self.session.delete(row)
 
     async def claim_due_timers(
-        self, now: datetime, lease: timedelta, limit: int = 100
+        self,
+        now: datetime,
+        lease: timedelta,
+        leases_by_kind: Mapping[str, timedelta] | None = None,
+        limit: int = 100,
     ) -> list[DueTimer]:
-        """Due timers not leased to another loop; each is leased to the caller, and its
-        token moves on, so only the claimer may finish it."""
+        """Due timers not leased to another loop; each is leased to the caller (for
+        `leases_by_kind[kind]`, else `lease`), and its token moves on, so only the claimer
+        may finish it."""
         rows = (
             await self.session.scalars(
                 select(TimerRow)
@@ -240,7 +245,10 @@ class Repository:
             result = await self.session.execute(
                 update(TimerRow)
                 .where(TimerRow.key == row.key, TimerRow.token == row.token)
-                .values(lease_until=now + lease, token=row.token + 1)
+                .values(
+                    lease_until=now + (leases_by_kind or {}).get(row.kind, lease),
+                    token=row.token + 1,
+                )
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount:  # type: ignore[attr-defined]

@@ -1,7 +1,10 @@
 """One loop that runs due timers (soak ends, gate evaluations, checkpoints, pages).
 
 Timers are rows with a due time. A loop claims a due row by leasing it and moving its
-token on; two loops, or a restarted bot, never run the same claim twice. A handler that
+token on; two loops, or a restarted bot, never run the same claim twice. A bot killed in
+the middle of a handler leaves its claim leased: the lease is short (30 s) so a gate tick
+or a page is retried soon after a crash, and longer only for handlers that render a lot
+(`on(kind, handler, lease=…)`). A handler that
 writes should finish its timer in its own transaction (`Repository.finish_timer(key,
 token)`), so its work and the timer's end commit together; the loop finishes it afterwards
 too, which is then a no-op. A handler that fails leaves the timer leased; it runs again
@@ -36,7 +39,7 @@ class Scheduler:
         clock: Clock,
         *,
         poll_seconds: float = 1.0,
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = timedelta(seconds=30),
         concurrency: int = 16,
     ) -> None:
         self.sessions = sessions
@@ -44,11 +47,14 @@ class Scheduler:
         self.poll_seconds = poll_seconds
         self.lease = lease
         self.handlers: dict[str, TimerHandler] = {}
+        self.leases: dict[str, timedelta] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self.kick = asyncio.Event()
 
-    def on(self, kind: str, handler: TimerHandler) -> None:
+    def on(self, kind: str, handler: TimerHandler, *, lease: timedelta | None = None) -> None:
         self.handlers[kind] = handler
+        if lease is not None:
+            self.leases[kind] = lease
 
     async def run(self) -> None:
         while True:
@@ -69,7 +75,9 @@ class Scheduler:
     async def run_due(self) -> int:
         """Run every timer due now, once. Returns how many ran."""
         async with self.sessions() as session, session.begin():
-            due = await Repository(session).claim_due_timers(self.clock.now(), self.lease)
+            due = await Repository(session).claim_due_timers(
+                self.clock.now(), self.lease, self.leases
+            )
         await asyncio.gather(*(self._run_in_slot(timer) for timer in due))
         return len(due)
 
