@@ -161,6 +161,20 @@ class Incidents:
         )
         return (await self.session.scalars(query)).all()
 
+    async def responses_since(
+        self, rollout: str, since: datetime, verbs: Sequence[str]
+    ) -> Sequence[IncidentLogRow]:
+        """What people did to this rollout's incidents since a moment (acks, resolves, …)."""
+        query = (
+            select(IncidentLogRow)
+            .join(IncidentRow, IncidentRow.id == IncidentLogRow.incident_id)
+            .where(IncidentRow.rollout == rollout)
+            .where(IncidentLogRow.at >= since)
+            .where(IncidentLogRow.verb.in_(verbs))
+            .order_by(IncidentLogRow.id)
+        )
+        return (await self.session.scalars(query)).all()
+
     async def notification_seen(self, key: str) -> bool:
         return await self.session.get(AlertNotificationRow, key) is not None
 

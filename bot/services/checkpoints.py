@@ -41,11 +41,13 @@ from bot.slack.summaries import (
     checkpoint_message,
     daily_summary_message,
 )
+from storage.incidents import IncidentLogRow, Incidents
 from storage.models import EventRow
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)
 
+RESPONSES = ("acknowledged", "resolved", "silenced")  # shown under "what changed"
 CHECKPOINT = "checkpoint"
 DAILY = "daily"
 MAX_CHARTS = 10
@@ -157,13 +159,16 @@ class CheckpointService:
                 return None
             status = status_of(row)
             events = await repo.events_since(spec.name, since)
+            responses = await Incidents(session).responses_since(spec.name, since, RESPONSES)
             gate_views = await self.gate_views(session, spec, now)
         missing: list[str] = []
         worst = await self._worst(spec, status, since, now, missing)
         gates = [self._gate_line(spec, status, name, gate_views.get(name), worst.get(name))
                  for name in spec.gates]
         incidents = await self._incidents(spec, missing)
-        changes = [_change(e) for e in events]
+        changes = sorted(
+            [*map(_change, events), *map(_response, responses)], key=lambda c: c.at
+        )
         return CheckpointView(spec, status, now, gates, incidents, changes, tuple(missing))
 
     def _gate_line(
@@ -320,3 +325,8 @@ def _threshold(rule: GateRule | None, percent: int) -> float | None:
 def _change(event: EventRow) -> ChangeLine:
     return ChangeLine(event.at, event.actor, event.verb, event.from_percent, event.to_percent,
                       event.reason)
+
+
+def _response(log_row: IncidentLogRow) -> ChangeLine:
+    return ChangeLine(log_row.at, log_row.actor, log_row.verb,
+                      incident=f"INC-{log_row.incident_id}")

@@ -50,12 +50,25 @@ class IncidentLine:
 
 @dataclass(frozen=True)
 class ChangeLine:
+    """A change of the rollout (from → to percent), or a response to one of its incidents
+    (`incident` set, no percentages): acknowledged, resolved, silenced."""
+
     at: datetime
     actor: str
     verb: str
-    from_percent: int
-    to_percent: int
+    from_percent: int | None = None
+    to_percent: int | None = None
     reason: str = ""
+    incident: str = ""
+
+    def text(self) -> str:
+        what = (
+            f"{self.incident}"
+            if self.incident
+            else f"{self.from_percent} % → {self.to_percent} %"
+        )
+        reason = f" — {self.reason}" if self.reason else ""
+        return f"• {slack_date(self.at)} {mention(self.actor)} {self.verb} {what}{reason}"
 
 
 @dataclass(frozen=True)
@@ -156,11 +169,7 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
                 )
             )
         )
-    changes = [
-        f"• {slack_date(c.at)} {mention(c.actor)} {c.verb} {c.from_percent} % → "
-        f"{c.to_percent} %" + (f" — {c.reason}" if c.reason else "")
-        for c in view.changes
-    ]
+    changes = [c.text() for c in view.changes]
     blocks.append(context("Since the last checkpoint: " + ("\n".join(changes) or "no changes")))
     for part in view.missing:
         blocks.append(context(f"⚠️ Missing: {part}"))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 
 import aiohttp
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
+from bot.domain.durations import format_duration
 from bot.slack.standin import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
-from tests.support.incidents import posts, settle
+from tests.support.incidents import open_via_opener, posts, settle
 
 CONFIG = """
 channel: "#deployments"
@@ -20,10 +23,22 @@ rollouts:
 # After a change of percentage: every 15 min for 6 h (24), hourly from 7 h to 24 h (18),
 # every 3 h from 27 h to 48 h (8).
 CADENCE_48H = 24 + 18 + 8
+EXPECTED_TIMES = (
+    [timedelta(minutes=15 * i) for i in range(1, 25)]
+    + [timedelta(hours=h) for h in range(7, 25)]
+    + [timedelta(hours=h) for h in range(27, 49, 3)]
+)
 
 
 def checkpoint_times(standin: SlackStandIn) -> list[str]:
     return [p["text"] for p in posts(standin) if str(p.get("text", "")).startswith("Checkpoint")]
+
+
+def in_stage(standin: SlackStandIn) -> list[str]:
+    """How long the rollout had been in its stage at each checkpoint, as each one says."""
+    heads = [p["blocks"][0]["text"]["text"] for p in posts(standin)
+             if str(p.get("text", "")).startswith("Checkpoint")]
+    return [m.group(1) for h in heads if (m := re.search(r"· (\S+) in stage", h))]
 
 
 async def walk(bot: RolloutBot, clock: ManualClock, hours: float) -> None:
@@ -58,6 +73,7 @@ async def test_48_hours_after_an_advance_with_a_restart(
     assert clock.now() - changed == timedelta(hours=48)
     texts = checkpoint_times(standin)
     assert len(texts) == CADENCE_48H
+    assert in_stage(standin) == [format_duration(t) for t in EXPECTED_TIMES]
     checkpoints = [c for c in standin.calls_to("chat.postMessage")
                    if str(c.params.get("text", "")).startswith("Checkpoint")]
     assert all("thread_ts" in c.params for c in checkpoints)  # in the rollout's thread
@@ -98,3 +114,20 @@ async def test_no_checkpoints_once_rolled_back(
     await SlackUser(http, bot, "U0CORA").say("rollback")
     await walk(bot, clock, 3)
     assert len(checkpoint_times(standin)) == 2
+
+
+async def test_acknowledgements_show_under_what_changed(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    bot = await advanced(make_bot, http, clock)
+    await walk(bot, clock, 0.25)
+    await open_via_opener(bot)
+    await settle(bot)
+    standin.clear()
+    assert "acknowledged" in (await SlackUser(http, bot, "U0CORA").say("ack")).lower()
+    await walk(bot, clock, 0.25)
+    (checkpoint,) = [p for p in posts(standin) if str(p.get("text", "")).startswith("Checkpoint")]
+    changes = checkpoint["blocks"][-1]["elements"][0]["text"]
+    assert "<@U0CORA> acknowledged INC-1" in changes
+    assert "held by <@U0CORA>" in json.dumps(checkpoint["blocks"])
