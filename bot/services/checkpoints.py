@@ -250,7 +250,7 @@ class CheckpointService:
             if view is not None and view.status.state in ACTIVE_STATES:
                 views.append(view)
         local_now = now.astimezone(self.zone)
-        message = daily_summary_message(views, local_now)
+        message = daily_summary_message(views, local_now, charted=min(len(views), MAX_CHARTS))
         charts = []
         for view in views[:MAX_CHARTS]:
             data = await self.chart_data(view.spec, day_ago, now)

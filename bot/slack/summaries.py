@@ -177,15 +177,18 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
     return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
 
 
-def daily_summary_message(views: Sequence[CheckpointView], now: datetime) -> dict[str, Any]:
-    """One message for the channel: every active rollout, a line or three each."""
+def daily_summary_message(
+    views: Sequence[CheckpointView], now: datetime, charted: int | None = None
+) -> dict[str, Any]:
+    """One message for the channel: every active rollout, a line or three each. `charted`:
+    how many of them get a chart in the thread (all when None)."""
     header: Block = {
         "type": "header",
         "text": {"type": "plain_text", "text": f"Daily rollout summary · {now:%a %d %b}"},
     }
-    blocks: list[Block] = [header]
+    body: list[Block] = []
     if not views:
-        blocks.append(section("No rollout is active."))
+        body.append(section("No rollout is active."))
     for view in views[:MAX_ROLLOUTS_IN_DAILY]:
         red = [g for g in view.gates if g.outcome is not Outcome.PASS]
         gates = (
@@ -194,17 +197,24 @@ def daily_summary_message(views: Sequence[CheckpointView], now: datetime) -> dic
             else "; ".join(gate_text(g) for g in _worst_first(red)[:3]) or "no gates"
         )
         incidents = f" · {len(view.incidents)} open incident(s)" if view.incidents else ""
-        blocks.append(
+        body.append(
             section(
                 f"*{view.spec.name}* · {state_words(view.status)}{incidents}\n"
                 f"{stage_line(view.spec, view.status)}\n{gates}\n{next_step(view)}"
             )
         )
-        blocks.extend(context(f"⚠️ Missing: {part}") for part in view.missing)
+        body.extend(context(f"⚠️ Missing: {part}") for part in view.missing)
+    tail: list[Block] = []
     if len(views) > MAX_ROLLOUTS_IN_DAILY:
-        blocks.append(context(f"…and {len(views) - MAX_ROLLOUTS_IN_DAILY} more rollouts"))
-    if len(blocks) > MAX_BLOCKS:
-        blocks = [*blocks[: MAX_BLOCKS - 1], context("…more in `/rollout status`")]
+        tail.append(context(f"…and {len(views) - MAX_ROLLOUTS_IN_DAILY} more rollouts"))
+    if charted is not None and charted < len(views):
+        tail.append(
+            context(f"Charts in the thread for the first {charted} of {len(views)} rollouts.")
+        )
+    room = MAX_BLOCKS - 1 - len(tail)  # the header, then the body, then the tail
+    if len(body) > room:
+        body = [*body[: room - 1], context("…more in `/rollout status`")]
+    blocks = [header, *body, *tail]
     return {"text": f"Daily rollout summary: {len(views)} active", "blocks": blocks}
 
 

@@ -61,6 +61,9 @@ async def test_daily_summary_for_50_rollouts(make_bot: BotFactory) -> None:
     took = time.perf_counter() - started
     assert len(charts) == min(ROLLOUTS, MAX_CHARTS)
     assert len(message["blocks"]) <= 50
+    assert message["blocks"][-1]["elements"][0]["text"] == (
+        f"Charts in the thread for the first {MAX_CHARTS} of {ROLLOUTS} rollouts."
+    )
     started = time.perf_counter()
     views = [
         await bot.checkpoints.view(spec, since=clock.now() - timedelta(hours=24), now=clock.now())

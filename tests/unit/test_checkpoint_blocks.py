@@ -182,11 +182,16 @@ def test_a_daily_summary_of_many_rollouts_stays_within_50_blocks() -> None:
             AT_10,
             NOW,
             GREEN[:1],
-            missing=("gate history: timeout",) if i % 2 else (),
+            missing=("gate history: timeout", "incidents: timeout"),
         )
         for i in range(60)
     ]
-    message = daily_summary_message(views, NOW)
+    message = daily_summary_message(views, NOW, charted=10)
     check_limits(message)
     assert message["text"] == "Daily rollout summary: 60 active"
-    assert message["blocks"][-1]["elements"][0]["text"] == "…and 40 more rollouts"
+    tail = [b["elements"][0]["text"] for b in message["blocks"][-3:]]
+    assert tail == [
+        "…more in `/rollout status`",
+        "…and 40 more rollouts",
+        "Charts in the thread for the first 10 of 60 rollouts.",
+    ]
