@@ -5,18 +5,35 @@ can be edited in place), replies in its thread, and pages to a user group.
   belongs to no rollout (or the rollout has no thread yet); remember where it went.
 - `incident_update`: `chat.update` of that message, in place.
 - `incident_reply`: a reply in the thread the incident message lives in.
-- `group_page`: resolve a user group with `usergroups.users.list` at page time and DM each
-  member (Slack has no DM to a group).
+- `group_page`: resolve a user group with `usergroups.users.list` at page time and queue
+  one direct message per member (Slack has no DM to a group), in the transaction that marks
+  the group page delivered: a member whose message fails is retried alone, and nobody is
+  paged twice. A group with nobody in it, or that cannot be resolved, is said in the
+  incident's thread; the chain goes on as for a page nobody answered.
 """
 
 from __future__ import annotations
 
-from slack_sdk.errors import SlackApiError
+import logging
+from datetime import datetime
+from typing import Any
 
-from bot.services.outbox import Delivery, OutboxWorker, Sender, message_fields
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.durations import format_duration
+from bot.domain.escalation import ChainSnapshot
+from bot.services.incidents import BOT
+from bot.services.outbox import PERMANENT_ERRORS, OutboxWorker, Sender, message_fields
 from storage.incidents import Incidents
 from storage.models import OutboxRow
 from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+# Answers of usergroups.users.list that no retry changes: the group cannot be resolved.
+UNRESOLVABLE = frozenset({"no_such_subteam", "subteam_not_found"}) | PERMANENT_ERRORS
 
 
 async def _incident(worker: OutboxWorker, row: OutboxRow) -> tuple[str | None, str | None]:
@@ -76,12 +93,95 @@ async def page_group(worker: OutboxWorker, row: OutboxRow) -> None:
     try:
         response = await worker.client.usergroups_users_list(usergroup=group)
     except SlackApiError as exc:
-        error = str(exc.response.get("error", ""))
-        if error in ("no_such_subteam", "subteam_not_found"):
-            raise Delivery(f"user group {group}: {error}", permanent=True) from exc
-        raise
-    for user in response.get("users") or []:
-        await worker.client.chat_postMessage(channel=str(user), **message_fields(row))
+        error = _api_error(exc)
+        if error not in UNRESOLVABLE:
+            raise  # the outbox retries it: nobody was paged yet
+        members, problem = [], f"could not be resolved ({error})"
+    else:
+        members = list(dict.fromkeys(str(u) for u in response.get("users") or []))
+        problem = "has no members"
+    now = worker.clock.now()
+    async with worker.sessions() as session, session.begin():
+        if not await _expand_once(session, row.id, now):
+            return  # another delivery of this row already queued the pages
+        repo = Repository(session)
+        for user in members:
+            repo.enqueue(user, "message", message_fields(row), now)
+        if not members:
+            await _nobody_paged(session, row, group, problem, now)
+
+
+async def _expand_once(session: AsyncSession, message_id: int, now: datetime) -> bool:
+    """Mark a group page delivered unless it already was; True when this call did. The
+    outbox marks it again after the sender returns (and counts the attempt)."""
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.id == message_id,
+            OutboxRow.delivered_at.is_(None),
+            OutboxRow.failed_at.is_(None),
+        )
+        .values(delivered_at=now, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _nobody_paged(
+    session: AsyncSession, row: OutboxRow, group: str, problem: str, now: datetime
+) -> None:
+    """Say in the incident's thread that a group page reached nobody, and log it."""
+    payload = row.payload
+    if payload.get("incident") is None or payload.get("reply_channel") is None:
+        log.warning("user group %s %s: nobody was paged", group, problem)
+        return
+    incident_id = int(payload["incident"])
+    level, round_ = int(payload.get("level", 0)), int(payload.get("round", 0))
+    incident = await Incidents(session).get(incident_id)
+    snapshot = ChainSnapshot.from_json(incident.chain) if incident is not None else None
+    text = (
+        f"⚠️ User group <!subteam^{group}> {problem}: nobody was paged for incident "
+        f"#{incident_id}." + _what_next(snapshot, level, round_)
+    )
+    message: dict[str, Any] = {
+        "incident": incident_id,
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+    }
+    Repository(session).enqueue(
+        str(payload["reply_channel"]),
+        "incident_reply",
+        message,
+        now,
+        rollout=incident.rollout if incident is not None else None,
+    )
+    Incidents(session).log(
+        incident_id,
+        now,
+        "nobody paged",
+        BOT,
+        target=group,
+        level=level,
+        round=round_,
+        detail=f"user group {problem}",
+    )
+    log.warning("incident %s: user group %s %s; nobody was paged", incident_id, group, problem)
+
+
+def _what_next(snapshot: ChainSnapshot | None, level: int, round: int) -> str:
+    """The chain goes on as for a page nobody answered."""
+    if snapshot is None or not 0 <= level < len(snapshot.levels):
+        return " The chain goes on as if the page went unanswered."
+    wait = format_duration(snapshot.levels[level].wait)
+    last = level + 1 == len(snapshot.levels) and round + 1 == snapshot.rounds
+    nxt = "the whole channel is told" if last else "the next level is paged"
+    return f" As for a page nobody answers: if nobody acknowledges within {wait}, {nxt}."
+
+
+def _api_error(exc: SlackApiError) -> str:
+    if getattr(exc.response, "status_code", 200) != 200:
+        return ""  # rate limits and server errors are retried
+    return str(exc.response.get("error", ""))
 
 
 SENDERS: dict[str, Sender] = {

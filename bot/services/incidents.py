@@ -424,7 +424,17 @@ class IncidentService:
         if target.kind is TargetKind.USER:
             repo.enqueue(target.target, "message", dm, now)
         else:
-            repo.enqueue(target.target, "group_page", {"group": target.target, **dm}, now)
+            # Who is in the group is asked when the page goes out; the incident and the
+            # channel let an empty group be said in the incident's thread.
+            group_page = {
+                "group": target.target,
+                "incident": view.id,
+                "level": page.level,
+                "round": page.round,
+                "reply_channel": self.channel,
+                **dm,
+            }
+            repo.enqueue(target.target, "group_page", group_page, now)
         mention = render.page_mention(view, target, page.level, page.round, snapshot)
         repo.enqueue(
             self.channel,

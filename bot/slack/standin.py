@@ -105,6 +105,10 @@ class _Failure:
     retry_after: int
     error: str | None
     remaining: int
+    channel: str | None = None  # only calls to this channel, when set
+
+    def matches(self, params: Mapping[str, Any]) -> bool:
+        return self.channel is None or str(params.get("channel", "")) == self.channel
 
     def reply(self) -> _Reply:
         if self.error is not None:
@@ -371,12 +375,16 @@ class SlackStandIn:
         retry_after: int = 1,
         times: int = 1,
         error: str | None = None,
+        channel: str | None = None,
     ) -> None:
         """Make the next ``times`` calls to ``method`` fail: HTTP ``status``, or ok:false ``error``.
 
-        ``method`` may also be ``upload`` or ``response_url:<tag>``.
+        ``method`` may also be ``upload`` or ``response_url:<tag>``. With ``channel``, only
+        calls whose ``channel`` argument is that (e.g. a direct message to one user) fail.
         """
-        failure = _Failure(status=status, retry_after=retry_after, error=error, remaining=times)
+        failure = _Failure(
+            status=status, retry_after=retry_after, error=error, remaining=times, channel=channel
+        )
         self._failures.setdefault(method, []).append(failure)
 
     def delay(self, method: str, seconds: float) -> None:
@@ -572,7 +580,7 @@ class SlackStandIn:
         params = await _read_params(request)
         token = _bearer_token(request) or _text(params, "token")
         params.pop("token", None)
-        reply = await self._answer(method, lambda: self._call_method(method, params, token))
+        reply = await self._answer(method, lambda: self._call_method(method, params, token), params)
         self._record(method, params, request, received_at, reply)
         return reply.to_response()
 
@@ -589,28 +597,30 @@ class SlackStandIn:
         received_at = time.monotonic()
         method = f"response_url:{request.match_info['tag']}"
         params = await _read_params(request)
-        reply = await self._answer(method, lambda: _Reply({"ok": True}))
+        reply = await self._answer(method, lambda: _Reply({"ok": True}), params)
         self._record(method, params, request, received_at, reply)
         return reply.to_response()
 
-    async def _answer(self, method: str, answer: Callable[[], _Reply]) -> _Reply:
+    async def _answer(
+        self, method: str, answer: Callable[[], _Reply], params: Mapping[str, Any] | None = None
+    ) -> _Reply:
         """Apply delay, outage and injected failures, else ``answer()``."""
         seconds = self._delays.get(method, 0.0)
         if seconds > 0:
             await asyncio.sleep(seconds)
         if self._down:
             return _Reply("503 Service Unavailable", 503)
-        failure = self._take_failure(method)
+        failure = self._take_failure(method, params or {})
         return failure.reply() if failure is not None else answer()
 
-    def _take_failure(self, method: str) -> _Failure | None:
+    def _take_failure(self, method: str, params: Mapping[str, Any]) -> _Failure | None:
         queue = self._failures.get(method)
-        if not queue:
+        failure = next((f for f in queue or () if f.matches(params)), None)
+        if queue is None or failure is None:
             return None
-        failure = queue[0]
         failure.remaining -= 1
         if failure.remaining <= 0:
-            queue.pop(0)
+            queue.remove(failure)
         return failure
 
     def _call_method(self, method: str, params: JsonDict, token: str) -> _Reply:

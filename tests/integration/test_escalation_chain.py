@@ -229,3 +229,62 @@ async def test_editing_the_chain_later_changes_nothing_for_an_open_incident(
     bot = await make_bot(edited, clock=clock)
     pages = await walk(bot, standin, clock, 6)
     assert pages == [(0, "U0FORGE"), (5, "U0HUDSON")]
+
+
+async def drain(bot: RolloutBot, clock: ManualClock, tries: int = 20) -> None:
+    """Settle, moving the clock a few seconds whenever a failed message waits for its retry."""
+    for _ in range(tries):
+        try:
+            await settle(bot, timeout=1.0)
+            return
+        except TimeoutError:
+            await clock.advance(timedelta(seconds=5))
+    await settle(bot)
+
+
+async def test_a_failed_direct_message_to_a_group_member_pages_nobody_twice(
+    make_bot: BotFactory, standin: SlackStandIn
+) -> None:
+    standin.set_usergroup("S0LEADS", ["U0LEAD1", "U0LEAD2", "U0LEAD3"])
+    # The second member's direct message fails once (after the first member's went out).
+    standin.fail_next("chat.postMessage", status=500, channel="U0LEAD2")
+    clock = ManualClock()
+    bot = await make_bot(config(), clock=clock)
+    await open_via_opener(bot)
+    assert await walk(bot, standin, clock, 9) == [(0, "U0FORGE"), (5, "U0HUDSON")]
+    seen = len(dms(standin))
+    await clock.advance(timedelta(minutes=1))
+    await drain(bot, clock)
+
+    failed = [c for c in standin.calls_to("chat.postMessage") if c.failed]
+    assert [(c.params["channel"], c.status) for c in failed] == [("U0LEAD2", 500)]
+    paged = sorted(p["channel"] for p in dms(standin)[seen:] if "🚨" in str(p.get("text", "")))
+    assert paged == ["U0LEAD1", "U0LEAD2", "U0LEAD3"]  # each once, the failed one retried
+    mentions = [p for p in posts(standin) if "<!subteam^S0LEADS> you are paged" in p["text"]]
+    assert len(mentions) == 1
+
+
+async def test_an_empty_or_unknown_group_is_said_in_the_thread_and_the_chain_goes_on(
+    make_bot: BotFactory, standin: SlackStandIn
+) -> None:
+    standin.set_usergroup("S0LEADS", [])
+    chain = config().replace(
+        "    - {group: S0LEADS, wait: 10m}",
+        "    - {group: S0LEADS, wait: 10m}\n    - {group: S0GHOSTS, wait: 5m}",
+    )
+    clock = ManualClock()
+    bot = await make_bot(chain, clock=clock)
+    await open_via_opener(bot)
+    pages = await walk(bot, standin, clock, 26)
+    # Nobody in either group: nobody paged at 10 or 20; the chain goes on as if unanswered.
+    assert pages == [(0, "U0FORGE"), (5, "U0HUDSON"), (25, "U0FORGE")]
+
+    (incident,) = await incidents(bot)
+    thread = [p for p in posts(standin) if p.get("thread_ts") == incident.thread_ts]
+    notices = [p["text"] for p in thread if "nobody was paged" in p["text"]]
+    assert len(notices) == 2, [p["text"] for p in thread]
+    assert "<!subteam^S0LEADS> has no members" in notices[0]
+    assert "incident #1" in notices[0] and "within 10m, the next level is paged" in notices[0]
+    assert "<!subteam^S0GHOSTS> could not be resolved (no_such_subteam)" in notices[1]
+    log = [(e.verb, e.target) for e in await incident_log(bot, incident.id)]
+    assert ("nobody paged", "S0LEADS") in log and ("nobody paged", "S0GHOSTS") in log
