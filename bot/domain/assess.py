@@ -44,6 +44,10 @@ class GateRule:
     def window_at(self, tier: Tier) -> timedelta:
         return self.window.get(tier, timedelta(minutes=5))
 
+    def threshold_at(self, tier: Tier) -> float | None:
+        table = self.fail_above if self.fail_above is not None else self.fail_below
+        return None if table is None else table.get(tier)
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -73,7 +77,7 @@ def assess(rule: GateRule, tier: Tier, measurement: Measurement) -> Assessment:
     """
     above = rule.fail_above.get(tier) if rule.fail_above else None
     below = rule.fail_below.get(tier) if rule.fail_below else None
-    threshold = above if above is not None else below
+    threshold = rule.threshold_at(tier)
     if measurement.error:
         return _unknown(rule, Outcome.SOURCE_DOWN, threshold, measurement.error)
     values = [v for v in measurement.values if not math.isnan(v)]
@@ -143,13 +147,19 @@ def next_view(
 
 
 def due_gates(
-    rules: Sequence[GateRule], views: Mapping[str, GateView], now: datetime
+    rules: Sequence[GateRule], views: Mapping[str, GateView], tier: Tier, now: datetime
 ) -> list[GateRule]:
-    """Gates whose interval has passed since they were last measured (or never were)."""
+    """Gates whose interval has passed since they were last measured (or never were), and
+    gates last judged against another tier's threshold (the rollout just moved)."""
     due = []
     for rule in rules:
         view = views.get(rule.name)
-        if view is None or view.measured_at is None or now >= view.measured_at + rule.interval:
+        if (
+            view is None
+            or view.measured_at is None
+            or now >= view.measured_at + rule.interval
+            or view.threshold != rule.threshold_at(tier)
+        ):
             due.append(rule)
     return due
 

@@ -316,10 +316,7 @@ def threshold_steps(
 
 
 def _threshold(rule: GateRule | None, percent: int) -> float | None:
-    if rule is None:
-        return None
-    table = rule.fail_above if rule.fail_above is not None else rule.fail_below
-    return None if table is None else table.get(tier_for(max(percent, 1)))
+    return None if rule is None else rule.threshold_at(tier_for(max(percent, 1)))
 
 
 def _change(event: EventRow) -> ChangeLine:

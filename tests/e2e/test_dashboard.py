@@ -16,11 +16,11 @@ import pytest
 from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.config import parse_config
-from bot.domain.assess import Measurement
 from bot.slack.standin import SlackStandIn
 from bot.slack.terminal import render
 from tests.conftest import SECRET, TWO_ROLLOUTS, BotFactory, SlackUser, bot_settings
 from tests.support.incidents import open_via_opener
+from tests.support.recorded_metrics import SteadySource
 from tests.support.slack_requests import API_APP_ID, TEAM_ID, signed_headers
 
 TOKEN = "dashboard-token-for-tests"
@@ -222,16 +222,6 @@ async def test_opening_the_app_home_publishes_the_overview_once_per_event(
     await asyncio.sleep(0.2)
     assert len(standin.calls_to("views.publish")) == len(calls) == 2
     assert "progressing at 10 %" in render(standin.home_tabs["U0CORA"])
-
-
-class SteadySource:
-    """A metrics source whose every query answers the same value."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    async def measure(self, query: str) -> Measurement:
-        return Measurement((self.value,))
 
 
 GATED = """

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import BotFactory, SlackUser
 from tests.support.chromium import PACKAGE, chromium, find_chromium
+from tests.support.incidents import open_via_opener
+from tests.support.recorded_metrics import SteadySource
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
@@ -23,10 +25,15 @@ timezone: Europe/Paris
 roles:
   leads: [U0CORA]
   operators: [U0FORGE]
+gates:
+  error_rate:
+    query: 'sum(rate(http_requests_total{flag="{flag}",code=~"5.."}[1m]))'
+    fail_above: {canary: 0.005, progressive: 0.01, final: 0.01}
 rollouts:
   - name: phase-4
     flag: phase_4_deployment
     plan: safe
+    gates: [error_rate]
   - name: search-v2
     flag: search_v2
     plan: fast
@@ -47,7 +54,7 @@ async def test_the_open_page_follows_the_rollout_live(
             f"Chromium is not installed: install the Debian package `{PACKAGE}` "
             f"(apt-get install -y {PACKAGE}, or `make test`, which installs SYSTEM_PACKAGES)"
         )
-    bot = await make_bot(CONFIG)
+    bot = await make_bot(CONFIG, metrics_source=SteadySource(0.0021))
     cora = SlackUser(http, bot, "U0CORA")
     forge = SlackUser(http, bot, "U0FORGE")
     await cora.say("start phase-4")
@@ -72,8 +79,13 @@ async def test_the_open_page_follows_the_rollout_live(
         bar = "document.querySelector('#rollout-phase-4 [role=progressbar]')"
         assert await page.evaluate(f"{bar}.getAttribute('aria-valuenow')") == "25"
 
+        await open_via_opener(bot, "search-v2", summary="p95 412 ms > 300 ms for 10m")
+        await page.wait_for("document.body.textContent.includes('Open incidents (1)')")
         body = await page.evaluate("document.body.innerText")
         assert "Held: p95 <300ms? checking the cache first" in body  # shown as text, escaped
+        assert "p95 412 ms > 300 ms for 10m" in body
+        # measured again at once against the progressive tier's threshold (0.005 at canary)
+        await page.wait_for(f"{PHASE_4}.includes('error_rate\\tgreen\\t0.0021\\t0.01')")
         assert "checkout-redesign" in body and "not started" in body
         await page.screenshot(ARTIFACTS / "dashboard.png")
 

@@ -45,3 +45,13 @@ class RecordedSource:
         if self.down:
             return Series(error="Prometheus is unreachable (connection refused)")
         return Series(tuple((t, v) for t, v in self._points(query) if start <= t <= end))
+
+
+class SteadySource:
+    """A metrics source whose every query answers the same value."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    async def measure(self, query: str) -> Measurement:
+        return Measurement((self.value,))
