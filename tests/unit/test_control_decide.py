@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain.assess import GateRule, Measurement, OnNoData, assess, next_view
+from bot.domain.assess import GateRule, Measurement, OnNoData, assess, due_gates, next_view
 from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import Plan, Stage, Tier
 from bot.domain.rollout import (
@@ -108,6 +108,17 @@ def test_since_carries_over_while_the_outcome_holds() -> None:
     green = next_view(None, ERRORS, Tier.CANARY, ok, "q", T0)
     assert next_view(green, ERRORS, Tier.CANARY, ok, "q", T0 + 2 * S).since == T0
     assert next_view(green, ERRORS, Tier.CANARY, ok, "q", T0 + 60 * S).since == T0 + 60 * S
+
+
+def test_a_gate_is_due_on_its_interval_and_as_soon_as_the_tier_changes() -> None:
+    tiered = GateRule("error_rate", "q", fail_above={Tier.CANARY: 0.005, Tier.PROGRESSIVE: 0.01})
+    judged = next_view(
+        None, tiered, Tier.CANARY, assess(tiered, Tier.CANARY, Measurement((0.004,))), "q", T0
+    )
+    views = {"error_rate": judged}
+    assert due_gates([tiered], views, Tier.CANARY, T0 + 29 * S) == []
+    assert due_gates([tiered], views, Tier.CANARY, T0 + 30 * S) == [tiered]
+    assert due_gates([tiered], views, Tier.PROGRESSIVE, T0 + S) == [tiered]  # just advanced
 
 
 # --- Evaluate ----------------------------------------------------------------------------
