@@ -32,7 +32,7 @@ QUERY = (
 )
 
 
-def config(advance: str = "manual", soak: str = "1h") -> str:
+def config(advance: str = "manual", soak: str = "1h", window: str = "5s") -> str:
     return f"""
 channel: "#deployments"
 roles:
@@ -42,7 +42,7 @@ gates:
   error_rate:
     query: '{QUERY}'
     fail_above: {{canary: 0.05, progressive: 0.05, final: 0.05}}
-    for: 5s
+    for: {window}
     interval: 1s
     no_data_grace: 1m
 plans:
@@ -115,6 +115,29 @@ async def test_canary_advances_only_after_a_green_soak(
     await standin.wait_for("chat.postMessage", lambda c: "advanced" in str(c.params.get("text")))
     said = [t for t in thread_texts(standin) if "advanced" in t][-1]
     assert "5 % → 25 %" in said and "soak ended with every gate green" in said
+
+
+async def test_a_red_blip_during_the_soak_starts_the_soak_again(
+    make_bot: BotFactory,
+    prometheus: PrometheusServer,
+    fake_service: FakeService,
+    http: aiohttp.ClientSession,
+) -> None:
+    fake_service.set(FLAG, rps=50, error_rate=0.0)
+    bot = await start_bot(make_bot, prometheus, config(advance="auto", soak="4s", window="15s"))
+    await SlackUser(http, bot, "U0CORA").say("start checkout")
+    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=5)
+    fake_service.set(FLAG, rps=50, error_rate=0.3)  # red, but shorter than its 15s window
+    await wait_for(http, bot, lambda d: _outcome(d) == "fail", timeout=5)
+    fake_service.set(FLAG, rps=50, error_rate=0.0)
+    data = await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=10)
+    green_again = time.monotonic()
+    assert (data["state"], data["percent"]) == ("progressing", 5)  # held, not rolled back
+    data = await wait_for(http, bot, lambda d: d["percent"] == 25, timeout=12)
+    waited = time.monotonic() - green_again
+    # The first soak had ended by now: only a soak started afresh at green explains the wait.
+    assert waited >= 3.5, f"advanced {waited:.1f}s after turning green; the soak is 4s"
+    assert [e["verb"] for e in data["events"]] == ["start", "advance"]
 
 
 async def test_an_error_rate_breach_rolls_back_within_the_window(
