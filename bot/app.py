@@ -254,7 +254,7 @@ class RolloutBot:
         self, sessions: async_sessionmaker[AsyncSession], specs: dict[str, RolloutSpec]
     ) -> CheckpointService:
         hour, minute = daily_summary_time(self.config)
-        source = self._metrics_source()
+        source = self.gates.source  # one client: its concurrency limit is shared
         checkpoints = CheckpointService(
             sessions,
             specs,

@@ -228,3 +228,29 @@ async def test_a_restart_during_a_breach_still_rolls_back_on_time(
 def _outcome(data: dict[str, Any]) -> str | None:
     states = data.get("gate_states") or []
     return str(states[0]["outcome"]) if states else None
+
+
+async def test_a_prometheus_that_never_answers_stalls_no_command(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # read the query, answer nothing, until the client gives up
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    text = config().replace('channel: "#deployments"', 'channel: "#deployments"\n'
+                            "prometheus: {timeout: 1s}")
+    async with server:
+        bot = await make_bot(text, prometheus_url=f"http://127.0.0.1:{port}")
+        cora = SlackUser(http, bot, "U0CORA")
+        await cora.say("start checkout")
+        slowest = 0.0
+        for _ in range(20):  # while gate queries hang, one after another
+            asked = time.monotonic()
+            assert "progressing at 5 %" in await cora.say("status checkout")
+            slowest = max(slowest, time.monotonic() - asked)
+            await asyncio.sleep(0.1)
+        assert slowest < 0.5, f"a command waited {slowest:.2f}s behind a hanging Prometheus"
+        data = await wait_for(http, bot, lambda d: _outcome(d) == "source_down", timeout=5)
+        assert "did not answer within 1s" in data["gate_states"][0]["detail"]
+        assert (data["state"], data["percent"]) == ("progressing", 5)  # held, not rolled back
