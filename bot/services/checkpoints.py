@@ -30,7 +30,7 @@ from bot.domain.assess import GateRule
 from bot.domain.cadence import Rule, next_checkpoint
 from bot.domain.gates import Outcome
 from bot.domain.plans import tier_for
-from bot.domain.rollout import ACTIVE_STATES, Decision, RolloutSpec, RolloutStatus
+from bot.domain.rollout import ACTIVE_STATES, Decision, RolloutSpec, RolloutStatus, State
 from bot.prometheus import Series, SeriesSource
 from bot.services.rollouts import status_of
 from bot.slack.summaries import (
@@ -241,13 +241,17 @@ class CheckpointService:
         self._notify()
 
     async def daily_summary(self, now: datetime) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
-        """The summary message of every active rollout, and a chart for each (at most
-        MAX_CHARTS), rendered off the event loop."""
+        """The summary message of every active rollout, and of every rollout rolled back
+        in the last 24 h (the day's news, and a rollout held until someone decides), with a
+        chart for each (at most MAX_CHARTS), rendered off the event loop."""
         day_ago = now - timedelta(hours=24)
         views = []
         for spec in self.specs.values():
             view = await self.view(spec, since=day_ago, now=now)
-            if view is not None and view.status.state in ACTIVE_STATES:
+            if view is None:
+                continue
+            state = view.status.state
+            if state in ACTIVE_STATES or (state is State.ROLLED_BACK and view.changes):
                 views.append(view)
         local_now = now.astimezone(self.zone)
         message = daily_summary_message(views, local_now, charted=min(len(views), MAX_CHARTS))

@@ -62,7 +62,9 @@ def context(text: str) -> Block:
 
 def stage_line(spec: RolloutSpec, status: RolloutStatus) -> str:
     stages = spec.plan.stages
-    if status.stage_index is None:
+    if status.state is State.ROLLED_BACK:
+        where = "no traffic"
+    elif status.stage_index is None:
         where = "not started"
     else:
         where = f"stage {status.stage_index + 1} of {len(stages)}"

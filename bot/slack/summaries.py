@@ -192,7 +192,9 @@ def daily_summary_message(
     for view in views[:MAX_ROLLOUTS_IN_DAILY]:
         red = [g for g in view.gates if g.outcome is not Outcome.PASS]
         gates = (
-            "all gates green"
+            "gates not measured at 0 %"
+            if view.status.state is State.ROLLED_BACK
+            else "all gates green"
             if view.gates and not red
             else "; ".join(gate_text(g) for g in _worst_first(red)[:3]) or "no gates"
         )
@@ -215,7 +217,9 @@ def daily_summary_message(
     if len(body) > room:
         body = [*body[: room - 1], context("…more in `/rollout status`")]
     blocks = [header, *body, *tail]
-    return {"text": f"Daily rollout summary: {len(views)} active", "blocks": blocks}
+    held = sum(1 for v in views if v.status.state is State.ROLLED_BACK)
+    text = f"Daily rollout summary: {len(views) - held} active"
+    return {"text": text + (f", {held} rolled back" if held else ""), "blocks": blocks}
 
 
 def _minutes(delta: timedelta) -> timedelta:

@@ -122,3 +122,25 @@ async def test_the_chart_thresholds_step_with_the_tier_and_its_times_are_local(
     assert list(gates["error_rate"].thresholds) == [(started, 0.05)]  # the same in every tier
     assert data.zone == ZoneInfo("Europe/Paris")
     assert zone_name(data.zone) == "Europe/Paris"
+
+
+async def test_a_rollout_rolled_back_during_the_day_is_in_the_summary(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    bot = await make_bot(CONFIG, clock=clock, metrics_source=RecordedSource(clock, QUERIES))
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start")
+    await clock.advance(timedelta(hours=3))
+    await cora.say("rollback error budget burning")
+    await clock.advance(timedelta(hours=21))
+    await settle(bot)
+    (summary,) = [
+        c.params for c in standin.calls_to("chat.postMessage")
+        if c.params["text"].startswith("Daily")
+    ]
+    assert summary["text"] == "Daily rollout summary: 0 active, 1 rolled back"
+    body = json.dumps(summary["blocks"], ensure_ascii=False)
+    assert "*phase-4* · rolled back to 0 %\\n`▱▱▱▱▱▱▱▱▱▱` *0 %* · no traffic" in body
+    assert "gates not measured at 0 %" in body
+    assert "Held at 0 %: waits for `/rollout start phase-4` to begin again." in body
