@@ -237,6 +237,8 @@ def alertmanager_handler(intake: AlertIntake, auth: EndpointAuth) -> Handler:
         if not auth.allows(request.headers.get("Authorization", "")):
             log.warning("refusing an Alertmanager notification: bad or missing credentials")
             return _answer(401, "bad or missing credentials", {"WWW-Authenticate": "Bearer"})
+        if intake.in_flight >= MAX_IN_FLIGHT:  # before reading: a busy bot reads nothing
+            return _answer(503, "busy: try again", {"Retry-After": "1"})
         body, problem = await _read_body(request)
         if problem is not None:
             log.warning("refusing an Alertmanager notification: %s", problem)
@@ -245,8 +247,6 @@ def alertmanager_handler(intake: AlertIntake, auth: EndpointAuth) -> Handler:
         if payload is None:
             log.warning("refusing an Alertmanager notification: %s", problem)
             return _answer(400, problem or "malformed")
-        if intake.in_flight >= MAX_IN_FLIGHT:
-            return _answer(503, "busy: try again", {"Retry-After": "1"})
         intake.in_flight += 1
         try:
             taken = await intake.take(payload)
