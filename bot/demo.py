@@ -3,9 +3,11 @@
 The real `RolloutBot` runs unchanged — its scheduler, gates, outbox, incidents and
 checkpoints — with three things swapped for local ones:
 
-- time is a `ScaledClock` (`--speed`; by default seven days take about a minute), slowed to
+- time is a `DemoClock` (`--speed`; by default seven days take about a minute), slowed to
   `SLOW_MOTION` from a little before the injected fault until the page is acknowledged, so
-  the five-minute escalation steps can be followed (and answered);
+  the five-minute escalation steps can be followed (and answered), and standing still while
+  the bot draws the daily summary: the half second its chart takes would otherwise be an
+  hour of demo time, and the summary would speak of a morning already gone;
 - the metrics source is `SimulatedService` (bot/demo_metrics.py), which answers the config's
   gate queries from a model of the service, with a fault scheduled at 25 %;
 - Slack is the embedded stand-in; every call the bot makes to it is printed as the channel
@@ -32,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,9 +78,34 @@ NAMES = {
 
 
 def default_config_path() -> Path:
-    """examples/genesis-phase4.yml of the checkout, else of the working directory."""
-    here = Path(__file__).resolve().parent.parent / "examples" / "genesis-phase4.yml"
-    return here if here.exists() else Path("examples/genesis-phase4.yml")
+    """examples/genesis-phase4.yml of the working directory, else of the checkout."""
+    relative = Path("examples/genesis-phase4.yml")
+    if relative.exists():
+        return relative
+    here = Path(__file__).resolve().parent.parent / relative
+    return here if here.exists() else relative
+
+
+class DemoClock(ScaledClock):
+    """A `ScaledClock` that stands still inside `stopped()`: for work whose real duration,
+    multiplied by the demo's speed, would misrepresent how long it takes."""
+
+    def __init__(self, speed: float, start: datetime) -> None:
+        super().__init__(speed, start=start)
+        self._stops = 0
+
+    def now(self) -> datetime:
+        return self._start if self._stops else super().now()
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        self.set_speed(self.speed)  # counts from this moment
+        self._stops += 1
+        try:
+            yield
+        finally:
+            self._stops -= 1
+            self._t0 = time.monotonic()  # and goes on from it
 
 
 def demo_config(config: Config, interval: timedelta = DEMO_INTERVAL) -> Config:
@@ -110,9 +137,11 @@ class Transcript:
 
     A message is stamped with the moment the bot queued it (its outbox row's time), which is
     what Slack would show were delivery instant: at 10,000× the few milliseconds a delivery
-    takes are minutes. Lines wait `hold` real seconds in a buffer and come out in the order
-    of their stamps (then of their outbox rows), so a message whose delivery was slow still
-    appears where it belongs.
+    takes are minutes. Lines come out in the order of their stamps (then of their outbox
+    rows), each once the simulated clock has passed its stamp by `hold` real seconds: a line
+    reaches the buffer milliseconds after its stamp, so by then every line stamped earlier
+    is there too, and the printed stamps never go backwards. With `hold` 0 (--interactive)
+    each line is printed at once.
     """
 
     def __init__(
@@ -137,8 +166,9 @@ class Transcript:
         self.skipped_checkpoints = 0
         self.on_message: list[Callable[[Call, datetime], None]] = []
         self._queued: dict[str, deque[tuple[datetime, int]]] = {}  # text → (time, row id)
-        self._buffer: list[tuple[datetime, int, int, float, str]] = []
+        self._buffer: list[tuple[datetime, int, int, str]] = []
         self._seq = itertools.count()
+        self._times: deque[tuple[float, datetime]] = deque()  # (real, simulated) at flushes
 
     # --- writing ------------------------------------------------------------------------
 
@@ -153,8 +183,7 @@ class Transcript:
         indent = " " * (len(self.stamp(at)) + 3)
         rest = "".join(f"\n{indent}{line}" if line else "\n" for line in lines[1:])
         body = head + lines[0] + rest
-        entry = (at, row, next(self._seq), time.monotonic(), body)
-        self._buffer.append(entry)
+        self._buffer.append((at, row, next(self._seq), body))
         if self.hold <= 0:
             self.flush()
 
@@ -164,13 +193,20 @@ class Transcript:
         self.say("", f"({text})", at, row=NARRATOR)
 
     def flush(self, older_than: float = 0.0) -> None:
-        """Print the buffered lines that have waited `older_than` real seconds, in order."""
-        cutoff = time.monotonic() - older_than
-        ready = sorted(e for e in self._buffer if e[3] <= cutoff)
+        """Print, in order, the buffered lines stamped no later than the simulated time of
+        `older_than` real seconds ago (`flush()`: every line)."""
+        real = time.monotonic()
+        self._times.append((real, self.clock.now()))
+        while len(self._times) > 1 and self._times[1][0] <= real - older_than:
+            self._times.popleft()
+        then, horizon = self._times[0]
+        if then > real - older_than:
+            return  # the transcript has not been running that long
+        ready = sorted(e for e in self._buffer if e[0] <= horizon)
         if not ready:
             return
-        self._buffer = [e for e in self._buffer if e[3] > cutoff]
-        self.out.write("".join(e[4] + "\n" for e in ready))
+        self._buffer = [e for e in self._buffer if e[0] > horizon]
+        self.out.write("".join(e[3] + "\n" for e in ready))
         self.out.flush()
 
     async def run(self) -> None:
@@ -361,7 +397,7 @@ class Demo:
         self.out = out
         self.config = demo_config(load_config(options.config), options.interval)
         # Real time while the bot starts (migrations and all), compressed once it is up.
-        self.clock = ScaledClock(1.0, start=START)
+        self.clock = DemoClock(1.0, start=START)
         self.service_model = SimulatedService(self.clock, seed=options.seed)
         self.transcript = Transcript(
             self.clock, START, NAMES, out, all_checkpoints=options.all_checkpoints
@@ -414,6 +450,7 @@ class Demo:
         self.transcript.on_message.append(self._watch)
         standin.listeners.append(self.transcript.on_call)
         self._tap_outbox()
+        self._stop_time_for_daily_summary()
         self._header(db)
         printer = asyncio.create_task(self.transcript.run())
         self.clock.set_speed(self.options.speed)
@@ -442,6 +479,17 @@ class Demo:
                 await send(worker, row)
 
             outbox.senders[kind] = tapped
+
+    def _stop_time_for_daily_summary(self) -> None:
+        """Time stands still while the bot gathers the daily summary and draws its charts."""
+        checkpoints = self.bot.checkpoints
+        summary = checkpoints.daily_summary
+
+        async def stopped(now: datetime) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+            with self.clock.stopped():
+                return await summary(now)
+
+        checkpoints.daily_summary = stopped  # type: ignore[method-assign]
 
     def _header(self, db: Path) -> None:
         spec, opts = self.spec, self.options
@@ -472,6 +520,8 @@ class Demo:
             f"demo      gates measured every {format_duration(opts.interval)} (the example: "
             "30s/1m) so a week fits in a minute; thresholds, windows, plan, chain and "
             "checkpoint cadence are the example's",
+            "          the clock stands still while the bot draws the daily summary's charts "
+            "(its half second of real work would otherwise show as an hour)",
             "          checkpoints: one line each"
             + ("" if opts.all_checkpoints else
                f"; the first after each change, then one every "
@@ -639,7 +689,7 @@ class Demo:
 
 def _warm_up_charts() -> None:
     """Draw one chart before time is compressed: the first one loads matplotlib and its
-    fonts, which would otherwise cost the first daily summary an hour of demo time."""
+    fonts, which would otherwise hold the demo still for a second at the first summary."""
     from bot.charts import ChartData, GateSeries, render_chart
 
     end = START + timedelta(hours=1)
