@@ -2,6 +2,7 @@
 # Slack account or Prometheus needed) and `make test` (installs what the tests need, then
 # runs every check). `make serve` runs the real bot with the example config.
 SHELL := /bin/bash
+PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -10,8 +11,32 @@ CONFIG ?= examples/genesis-phase4.yml
 
 .PHONY: run serve test lint unit bench system-packages clean
 
+# Python 3.11 or newer, with ensurepip for `-m venv`: Debian leaves it out of python3 and
+# ships it as python3-venv, installed here when missing (as root or through sudo).
 $(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "rollout-bot needs Python 3.11 or newer; $(PYTHON) is" \
+			"$$($(PYTHON) --version 2>/dev/null || echo 'not installed')." \
+			"Install a newer one, or name it: make run PYTHON=python3.12" >&2; \
+		exit 1; }
+	@if ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+		if ! command -v apt-get >/dev/null; then \
+			echo "$(PYTHON) -m venv needs ensurepip: install your system's package for" \
+				"Python venvs, then run make again" >&2; \
+			exit 1; \
+		fi; \
+		echo "installing Debian package: python3-venv ($(PYTHON) -m venv needs ensurepip)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			python3-venv >/dev/null; \
+		$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+			echo "$(PYTHON) still has no ensurepip after installing python3-venv; is it" \
+				"Debian's python3? Install its venv package, or name another:" \
+				"make run PYTHON=python3.12" >&2; \
+			exit 1; }; \
+	fi
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
