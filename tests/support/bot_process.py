@@ -27,6 +27,7 @@ class BotProcess:
     def __init__(self, tmp_path: Path, standin: SlackStandIn, config_text: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "bot.log"
         config = tmp_path / "rollout.yml"
         config.write_text(config_text)
         self.env = {
@@ -41,15 +42,16 @@ class BotProcess:
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "serve",
-            env=self.env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        with self.log_path.open("ab") as log:  # the bot's log, kept to read after a failure
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 try:
