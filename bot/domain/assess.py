@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 
 from bot.domain.gates import STALE_AFTER, GateView, Outcome, fmt_value
 from bot.domain.plans import Tier
@@ -100,6 +101,34 @@ def _unknown(rule: GateRule, outcome: Outcome, threshold: float | None, detail: 
     return Assessment(outcome, None, threshold, detail)
 
 
+def unwatched_gap(previous: GateView | None, rule: GateRule, now: datetime) -> bool:
+    """Whether the bot missed measuring this gate for longer than STALE_AFTER intervals
+    (it was down or stalled) since its last measurement."""
+    return (
+        previous is not None
+        and previous.measured_at is not None
+        and now - previous.measured_at > STALE_AFTER * rule.interval
+    )
+
+
+def history_holds(
+    rule: GateRule,
+    tier: Tier,
+    outcome: Outcome,
+    points: Sequence[tuple[datetime, float]],
+    start: datetime,
+    end: datetime,
+) -> bool:
+    """Whether a gate's recorded history (a range query's points) shows `outcome` through
+    the whole of [start, end]: no hole longer than STALE_AFTER intervals, and every point
+    judged `outcome` at `tier`. Used to fill the time the bot did not watch."""
+    limit = STALE_AFTER * rule.interval
+    times = [start, *(t for t, _ in points), end]
+    if not points or any(b - a > limit for a, b in pairwise(times)):
+        return False
+    return all(assess(rule, tier, Measurement((v,))).outcome is outcome for _, v in points)
+
+
 def next_view(
     previous: GateView | None,
     rule: GateRule,
@@ -107,13 +136,15 @@ def next_view(
     assessment: Assessment,
     query: str,
     now: datetime,
+    gap_held: bool = False,
 ) -> GateView:
     """Fold a new assessment into what was known.
 
     `since` carries over while the outcome stays the same, except across time the bot
-    did not watch (it was down):
+    did not watch (it was down), unless the metrics' own history shows the outcome held
+    through it (`gap_held`, from `history_holds`):
     - a PASS after a gap of more than STALE_AFTER intervals starts its green time afresh:
-      unwatched time never counts as green;
+      unwatched time never counts as green on the bot's word alone;
     - a FAIL carries on across a gap up to its sustain window, so a restart in the middle
       of a breach does not reset its clock; a longer gap starts it afresh, so one red
       measurement before an outage and one after it are not a sustained breach;
@@ -127,7 +158,7 @@ def next_view(
             Outcome.PASS: STALE_AFTER * rule.interval,
             Outcome.FAIL: max(STALE_AFTER * rule.interval, rule.window_at(tier)),
         }.get(assessment.outcome)
-        if limit is None or gap <= limit:
+        if limit is None or gap <= limit or gap_held:
             since = previous.since
             escalated = previous.escalated
     return GateView(

@@ -11,7 +11,9 @@ the bot's own view (outcome, since when, last value) survives a restart with any
 source — a simulated one included — and it records outcomes Prometheus cannot report
 about itself (it cannot say when it was unreachable). A bot restarted in the middle of
 a breach reads `since` back and rolls back on time; see `assess.next_view` for how a gap
-in watching is treated (never as green).
+in watching is treated: never as green on the bot's word alone, but a range query over the
+gap (`history_holds`) that shows the gate green throughout keeps a soak going across a
+restart, and one that shows it red throughout keeps a breach's clock.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,13 +32,15 @@ from bot.domain.assess import (
     Measurement,
     assess,
     due_gates,
+    history_holds,
     next_measurement_at,
     next_view,
+    unwatched_gap,
 )
 from bot.domain.gates import GateView, Outcome
-from bot.domain.plans import tier_for
+from bot.domain.plans import Tier, tier_for
 from bot.domain.rollout import ACTIVE_STATES, Decision, Evaluate, RolloutSpec, RolloutStatus, State
-from bot.prometheus import MetricsSource
+from bot.prometheus import MetricsSource, SeriesSource
 from bot.services.rollouts import AUTOMATIC, Actor, Moved, RolloutService, status_of
 from storage.repository import DueTimer, Repository
 
@@ -158,9 +162,18 @@ class GateService:
         due += [r for r in rules if r not in due and _breach_deadline(views.get(r.name), now)]
         source = self.source
         measured = await asyncio.gather(*(source.measure(r.query_for(spec.flag)) for r in due))
+        tier = tier_for(max(row.percent, 1))
+        held = await asyncio.gather(*(
+            self._gap_held(spec, rule, tier, views.get(rule.name), measurement, now)
+            for rule, measurement in zip(due, measured, strict=True)
+        ))
+        judged = [
+            Judged(rule, measurement, gap_held)
+            for rule, measurement, gap_held in zip(due, measured, held, strict=True)
+        ]
         for _ in range(3):
             try:
-                decision = await self._judge(spec, rules, list(zip(due, measured, strict=True)))
+                decision = await self._judge(spec, rules, judged)
             except Moved:
                 continue  # someone acted meanwhile: judge again on the new status
             if decision is not None:
@@ -168,11 +181,34 @@ class GateService:
             break
         # _judge set the next tick (a new token), so the loop's finish is a no-op.
 
+    async def _gap_held(
+        self,
+        spec: RolloutSpec,
+        rule: GateRule,
+        tier: Tier,
+        previous: GateView | None,
+        measurement: Measurement,
+        now: datetime,
+    ) -> bool:
+        """After time the bot did not watch: whether the metrics' own history shows the
+        gate's outcome held through it (so a restart does not restart a green soak)."""
+        if previous is None or previous.measured_at is None:
+            return False
+        if not unwatched_gap(previous, rule, now) or not isinstance(self.source, SeriesSource):
+            return False
+        if assess(rule, tier, measurement).outcome is not previous.outcome:
+            return False
+        start = previous.measured_at
+        series = await self.source.series(rule.query_for(spec.flag), start, now, rule.interval)
+        if series.error:
+            return False
+        return history_holds(rule, tier, previous.outcome, series.points, start, now)
+
     async def _judge(
         self,
         spec: RolloutSpec,
         rules: list[GateRule],
-        measured: list[tuple[GateRule, Measurement]],
+        measured: list[Judged],
     ) -> Decision | None:
         assert self.service is not None
         now = self.clock.now()
@@ -187,11 +223,10 @@ class GateService:
                 return None
             tier = tier_for(status.percent)
             views = self._views(spec, await repo.gate_states([spec.name]), status.percent)
-            for rule, measurement in measured:
+            for rule, measurement, gap_held in measured:
                 query = rule.query_for(spec.flag)
-                view = next_view(
-                    views.get(rule.name), rule, tier, assess(rule, tier, measurement), query, now
-                )
+                assessment = assess(rule, tier, measurement)
+                view = next_view(views.get(rule.name), rule, tier, assessment, query, now, gap_held)
                 views[rule.name] = view
                 await repo.save_gate_state(spec.name, rule.name, _columns(view))
             outcome = await self.service.decide_in(session, spec, Evaluate(), BOT, now)
@@ -203,6 +238,14 @@ class GateService:
             else:
                 await repo.cancel_timer(key)
             return outcome.decision
+
+
+class Judged(NamedTuple):
+    """A gate measured in a tick, and whether its history filled the gap before it."""
+
+    rule: GateRule
+    measurement: Measurement
+    gap_held: bool
 
 
 def _watched(status: RolloutStatus) -> bool:

@@ -7,6 +7,7 @@ answer the recorded points in the range. Queries are recognised by the gate they
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -55,3 +56,24 @@ class SteadySource:
 
     async def measure(self, query: str) -> Measurement:
         return Measurement((self.value,))
+
+
+class ModelledSource:
+    """A metrics source whose every query answers `value_at(time)`: instant queries at the
+    clock's time, range queries at each step, like Prometheus evaluating a range."""
+
+    def __init__(self, clock: Clock, value_at: Callable[[datetime], float]) -> None:
+        self.clock = clock
+        self.value_at = value_at
+        self.range_queries: list[tuple[datetime, datetime]] = []
+
+    async def measure(self, query: str) -> Measurement:
+        return Measurement((self.value_at(self.clock.now()),))
+
+    async def series(self, query: str, start: datetime, end: datetime, step: timedelta) -> Series:
+        self.range_queries.append((start, end))
+        points, at = [], start
+        while at <= end:
+            points.append((at, self.value_at(at)))
+            at += step
+        return Series(tuple(points))

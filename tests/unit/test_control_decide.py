@@ -9,7 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain.assess import GateRule, Measurement, OnNoData, assess, due_gates, next_view
+from bot.domain.assess import (
+    GateRule,
+    Measurement,
+    OnNoData,
+    assess,
+    due_gates,
+    history_holds,
+    next_view,
+)
 from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import Plan, Stage, Tier
 from bot.domain.rollout import (
@@ -119,6 +127,24 @@ def test_a_gate_is_due_on_its_interval_and_as_soon_as_the_tier_changes() -> None
     assert due_gates([tiered], views, Tier.CANARY, T0 + 29 * S) == []
     assert due_gates([tiered], views, Tier.CANARY, T0 + 30 * S) == [tiered]
     assert due_gates([tiered], views, Tier.PROGRESSIVE, T0 + S) == [tiered]  # just advanced
+
+
+def test_history_holds_only_when_every_point_agrees_and_nothing_is_missing() -> None:
+    start, end = T0, T0 + 10 * S
+    green = [(T0 + i * S, 0.001) for i in range(11)]
+    assert history_holds(ERRORS, Tier.CANARY, Outcome.PASS, green, start, end)
+    red_moment = [*green[:5], (T0 + 5 * S, 0.05), *green[6:]]
+    assert not history_holds(ERRORS, Tier.CANARY, Outcome.PASS, red_moment, start, end)
+    assert history_holds(ERRORS, Tier.CANARY, Outcome.FAIL, [(t, 0.05) for t, _ in green],
+                         start, end)
+    hole = [p for p in green if not S * 2 < p[0] - T0 < S * 7]  # 5 s unseen, over 3 intervals
+    assert not history_holds(ERRORS, Tier.CANARY, Outcome.PASS, hole, start, end)
+    assert not history_holds(ERRORS, Tier.CANARY, Outcome.PASS, [], start, end)
+    # A gap the history shows green keeps the green time; the bot's word alone does not.
+    ok = assess(ERRORS, Tier.CANARY, Measurement((0.0,)))
+    before = next_view(None, ERRORS, Tier.CANARY, ok, "q", T0)
+    assert next_view(before, ERRORS, Tier.CANARY, ok, "q", end, gap_held=True).since == T0
+    assert next_view(before, ERRORS, Tier.CANARY, ok, "q", end).since == end
 
 
 # --- Evaluate ----------------------------------------------------------------------------
