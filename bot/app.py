@@ -211,7 +211,13 @@ class RolloutBot:
             log.info("Socket Mode connected")
         log.info("rollout-bot listening on %s", self.url)
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Let the outbox and the scheduler finish what they hold (up to `drain_seconds`),
+        then cancel what is left."""
+        self.outbox.drain()
+        self.scheduler.drain()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=drain_seconds)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -80,15 +80,22 @@ class OutboxWorker:
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.kick = asyncio.Event()
+        self.stopping = False  # set by `drain`: finish the pass in flight, then return
+
+    def drain(self) -> None:
+        """Ask `run` to return after the deliveries in flight, each recorded as done or
+        failed: cancelling one in the middle of its transaction could hang the stop."""
+        self.stopping = True
+        self.kick.set()
 
     async def run(self) -> None:
-        while True:
+        while not self.stopping:
             try:
                 delivered = await self.deliver_due()
             except Exception:
                 log.exception("outbox pass failed; trying again")
                 delivered = 0
-            if not delivered:
+            if not delivered and not self.stopping:
                 try:
                     await self._wait()
                 except Exception:  # e.g. the database locked past its busy timeout

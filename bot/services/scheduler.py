@@ -50,6 +50,12 @@ class Scheduler:
         self.leases: dict[str, timedelta] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self.kick = asyncio.Event()
+        self.stopping = False  # set by `drain`: finish the timers in flight, then return
+
+    def drain(self) -> None:
+        """Ask `run` to return once the timers it claimed have run."""
+        self.stopping = True
+        self.kick.set()
 
     def on(self, kind: str, handler: TimerHandler, *, lease: timedelta | None = None) -> None:
         self.handlers[kind] = handler
@@ -57,13 +63,13 @@ class Scheduler:
             self.leases[kind] = lease
 
     async def run(self) -> None:
-        while True:
+        while not self.stopping:
             try:
                 ran = await self.run_due()
             except Exception:
                 log.exception("scheduler pass failed; trying again")
                 ran = 0
-            if not ran:
+            if not ran and not self.stopping:
                 try:
                     async with self.sessions() as session:
                         next_due = await Repository(session).next_timer_due()

@@ -68,7 +68,14 @@ class BotProcess:
         self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = 15.0) -> None:
+        """SIGTERM, as a container runtime stops it; the bot must be gone `within` seconds."""
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
-            await self.process.wait()
+            try:
+                await asyncio.wait_for(self.process.wait(), within)
+            except TimeoutError:
+                await self.kill()
+                raise AssertionError(
+                    f"the bot did not exit within {within:g}s of SIGTERM; see {self.log_path}"
+                ) from None
