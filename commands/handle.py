@@ -77,7 +77,7 @@ class Handler:
 
     async def _history(self, request: Request, actor: Actor, *_: Any) -> Reply:
         statuses = await self.service.statuses()
-        name = request.name or _only_active(statuses)
+        name = request.name or self._implied("history", statuses)
         if name is None:
             return Reply(
                 "Name the rollout whose history you want.\n" + _usage("history", statuses),
@@ -146,8 +146,13 @@ class Handler:
         return Reply(outcome.text, outcome.ok)
 
     def _implied(self, verb: str, statuses: dict[str, RolloutStatus]) -> str | None:
-        if verb == "start" and len(self.service.specs) == 1:
+        """The rollout a command without a name means: the only one configured (to start
+        it or read its history), else the only active one. Starting one of several is a
+        choice the person names."""
+        if verb in ("start", "history") and len(self.service.specs) == 1:
             return next(iter(self.service.specs))
+        if verb == "start":
+            return None
         return _only_active(statuses)
 
 

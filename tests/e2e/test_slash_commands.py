@@ -152,6 +152,8 @@ async def test_two_active_rollouts_need_a_name(
     bot = await make_bot()  # phase-4 and search-v2
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start phase-4")
+    reply = await cora.say("start")  # one active, one not: starting is still a choice
+    assert "Name the rollout to start." in reply and "`search-v2` (not started)" in reply
     await cora.say("start search-v2")
     reply = await cora.say("advance 25")
     assert "2 rollouts are active: `phase-4` (progressing at 5 %), `search-v2`" in reply
@@ -203,6 +205,8 @@ async def test_without_roles_everyone_may(
     anyone = SlackUser(http, bot, "U0ANYONE")
     assert "progressing at 5 %" in await anyone.say("start")
     assert "rolled back to 0 %" in await anyone.say("rollback")
+    history = await anyone.say("history")  # the only rollout, active or not
+    assert "*solo* — last 2 changes:" in history, history
 
 
 BAD_FORMS = [
