@@ -171,10 +171,17 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
         )
     changes = [c.text() for c in view.changes]
     blocks.append(context("Since the last checkpoint: " + ("\n".join(changes) or "no changes")))
-    for part in view.missing:
-        blocks.append(context(f"⚠️ Missing: {part}"))
+    blocks += missing_blocks(view.missing, room=MAX_BLOCKS - len(blocks))
     text = f"Checkpoint {spec.name}: {state_words(status)}"
-    return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
+    return {"text": text, "blocks": blocks}
+
+
+def missing_blocks(missing: Sequence[str], room: int) -> list[Block]:
+    """One line per part that could not be gathered, folded to fit in `room` blocks."""
+    lines = [f"⚠️ Missing: {part}" for part in missing]
+    if len(lines) > room:
+        lines = [*lines[: room - 1], f"⚠️ …and {len(lines) - room + 1} more parts missing"]
+    return [context(line) for line in lines]
 
 
 def daily_summary_message(

@@ -175,6 +175,16 @@ def test_many_gates_fold_into_and_n_more() -> None:
     assert "gate_29" not in text
 
 
+def test_many_missing_parts_fold_within_50_blocks() -> None:
+    gates = tuple(GateLine(f"gate_{i}", Outcome.SOURCE_DOWN, None, 1.0) for i in range(60))
+    missing = tuple(f"worst gate_{i} since the last checkpoint: timeout" for i in range(60))
+    message = checkpoint_message(CheckpointView(SPEC, AT_10, NOW, gates, missing=missing))
+    check_limits(message)
+    assert len(message["blocks"]) == 50
+    last = message["blocks"][-1]["elements"][0]["text"]
+    assert last == "⚠️ …and 14 more parts missing"  # 3 blocks above, 46 shown, 14 folded
+
+
 def test_a_daily_summary_of_many_rollouts_stays_within_50_blocks() -> None:
     views = [
         CheckpointView(
