@@ -31,8 +31,9 @@ class MetricsSource(Protocol):
 class Series:
     """A query's history over a range. `error` set means the source could not answer."""
 
-    points: tuple[tuple[datetime, float], ...] = ()
+    points: tuple[tuple[datetime, float], ...] = ()  # of the first series
     error: str = ""
+    series_count: int = 1  # how many series the query returned (charts draw the first)
 
 
 @runtime_checkable
@@ -104,7 +105,7 @@ def _series(result: Any) -> Series:
         number = float(value)
         if math.isfinite(number):
             points.append((datetime.fromtimestamp(float(stamp), UTC), number))
-    return Series(tuple(points))
+    return Series(tuple(points), series_count=len(result))
 
 
 def _values(result: Any) -> Measurement:

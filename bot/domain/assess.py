@@ -46,8 +46,14 @@ class GateRule:
         return self.window.get(tier, timedelta(minutes=5))
 
     def threshold_at(self, tier: Tier) -> float | None:
+        """The threshold shown for this tier: the upper one, else the lower one."""
         table = self.fail_above if self.fail_above is not None else self.fail_below
         return None if table is None else table.get(tier)
+
+    def thresholds_at(self, tier: Tier) -> set[float | None]:
+        """Every threshold an assessment at this tier may record (upper or lower)."""
+        tables = [t for t in (self.fail_above, self.fail_below) if t is not None]
+        return {t.get(tier) for t in tables} or {None}
 
 
 @dataclass(frozen=True)
@@ -101,16 +107,6 @@ def _unknown(rule: GateRule, outcome: Outcome, threshold: float | None, detail: 
     return Assessment(outcome, None, threshold, detail)
 
 
-def unwatched_gap(previous: GateView | None, rule: GateRule, now: datetime) -> bool:
-    """Whether the bot missed measuring this gate for longer than STALE_AFTER intervals
-    (it was down or stalled) since its last measurement."""
-    return (
-        previous is not None
-        and previous.measured_at is not None
-        and now - previous.measured_at > STALE_AFTER * rule.interval
-    )
-
-
 def history_holds(
     rule: GateRule,
     tier: Tier,
@@ -136,29 +132,34 @@ def next_view(
     assessment: Assessment,
     query: str,
     now: datetime,
-    gap_held: bool = False,
+    gap_held: bool | None = None,
 ) -> GateView:
     """Fold a new assessment into what was known.
 
-    `since` carries over while the outcome stays the same, except across time the bot
-    did not watch (it was down), unless the metrics' own history shows the outcome held
-    through it (`gap_held`, from `history_holds`):
-    - a PASS after a gap of more than STALE_AFTER intervals starts its green time afresh:
-      unwatched time never counts as green on the bot's word alone;
-    - a FAIL carries on across a gap up to its sustain window, so a restart in the middle
-      of a breach does not reset its clock; a longer gap starts it afresh, so one red
-      measurement before an outage and one after it are not a sustained breach;
+    `since` carries over while the outcome stays the same. Across time the bot did not
+    watch (more than STALE_AFTER intervals since the last measurement: it was down), the
+    metrics' own history decides when there is one (`gap_held`, from `history_holds`:
+    True when it shows the outcome held throughout, False when it shows otherwise, None
+    when there is no history):
+    - a PASS carries on only when the history shows it green throughout: unwatched time
+      never counts as green on the bot's word alone;
+    - a FAIL carries on when the history shows it red throughout; without history, for a
+      gap up to its sustain window, so a restart in the middle of a breach does not reset
+      its clock, while one red measurement before a long outage and one after it are no
+      sustained breach;
     - an unknown outcome (no data, source down) carries on: its grace keeps running.
     """
     since = now
     escalated = False
     if previous is not None and previous.outcome is assessment.outcome:
         gap = now - previous.measured_at if previous.measured_at else timedelta(0)
-        limit = {
-            Outcome.PASS: STALE_AFTER * rule.interval,
-            Outcome.FAIL: max(STALE_AFTER * rule.interval, rule.window_at(tier)),
-        }.get(assessment.outcome)
-        if limit is None or gap <= limit or gap_held:
+        if gap <= STALE_AFTER * rule.interval or assessment.outcome not in _GAP_SENSITIVE:
+            carries = True
+        elif gap_held is not None:
+            carries = gap_held
+        else:
+            carries = assessment.outcome is Outcome.FAIL and gap <= rule.window_at(tier)
+        if carries:
             since = previous.since
             escalated = previous.escalated
     return GateView(
@@ -177,6 +178,9 @@ def next_view(
     )
 
 
+_GAP_SENSITIVE = (Outcome.PASS, Outcome.FAIL)
+
+
 def due_gates(
     rules: Sequence[GateRule], views: Mapping[str, GateView], tier: Tier, now: datetime
 ) -> list[GateRule]:
@@ -189,7 +193,7 @@ def due_gates(
             view is None
             or view.measured_at is None
             or now >= view.measured_at + rule.interval
-            or view.threshold != rule.threshold_at(tier)
+            or view.threshold not in rule.thresholds_at(tier)
         ):
             due.append(rule)
     return due

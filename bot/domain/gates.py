@@ -74,7 +74,8 @@ def blocking_gates(
 def stale_words(view: GateView, now: datetime) -> str:
     if view.measured_at is None:
         return "not measured yet"
-    ago = timedelta(minutes=int((now - view.measured_at).total_seconds() // 60))
+    seconds = int((now - view.measured_at).total_seconds())
+    ago = timedelta(seconds=seconds if seconds < 3600 else seconds // 60 * 60)
     return f"last measured {format_duration(ago)} ago; waits for a fresh measurement"
 
 

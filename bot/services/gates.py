@@ -35,7 +35,6 @@ from bot.domain.assess import (
     history_holds,
     next_measurement_at,
     next_view,
-    unwatched_gap,
 )
 from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import Tier, tier_for
@@ -189,19 +188,20 @@ class GateService:
         previous: GateView | None,
         measurement: Measurement,
         now: datetime,
-    ) -> bool:
+    ) -> bool | None:
         """After time the bot did not watch: whether the metrics' own history shows the
-        gate's outcome held through it (so a restart does not restart a green soak)."""
-        if previous is None or previous.measured_at is None:
-            return False
-        if not unwatched_gap(previous, rule, now) or not isinstance(self.source, SeriesSource):
-            return False
+        gate's outcome held through it (a restart then neither restarts a green soak nor
+        resets a breach), or None when there is no gap or no history to ask."""
+        if previous is None or previous.measured_at is None or previous.fresh(now):
+            return None
+        if not isinstance(self.source, SeriesSource):
+            return None
         if assess(rule, tier, measurement).outcome is not previous.outcome:
-            return False
+            return None  # the outcome changed: its time starts now whatever happened
         start = previous.measured_at
         series = await self.source.series(rule.query_for(spec.flag), start, now, rule.interval)
-        if series.error:
-            return False
+        if series.error or series.series_count > 1:
+            return None  # several series: one history line cannot speak for the worst
         return history_holds(rule, tier, previous.outcome, series.points, start, now)
 
     async def _judge(
@@ -245,7 +245,7 @@ class Judged(NamedTuple):
 
     rule: GateRule
     measurement: Measurement
-    gap_held: bool
+    gap_held: bool | None
 
 
 def _watched(status: RolloutStatus) -> bool:

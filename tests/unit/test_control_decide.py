@@ -145,6 +145,12 @@ def test_history_holds_only_when_every_point_agrees_and_nothing_is_missing() -> 
     before = next_view(None, ERRORS, Tier.CANARY, ok, "q", T0)
     assert next_view(before, ERRORS, Tier.CANARY, ok, "q", end, gap_held=True).since == T0
     assert next_view(before, ERRORS, Tier.CANARY, ok, "q", end).since == end
+    # Red before and after a gap within the window: the history decides when there is one.
+    red = assess(ERRORS, Tier.CANARY, Measurement((0.05,)))
+    breach = next_view(None, ERRORS, Tier.CANARY, red, "q", T0)
+    back = T0 + 4 * S  # more than 3 intervals, less than the 5 s window
+    assert next_view(breach, ERRORS, Tier.CANARY, red, "q", back).since == T0
+    assert next_view(breach, ERRORS, Tier.CANARY, red, "q", back, gap_held=False).since == back
 
 
 # --- Evaluate ----------------------------------------------------------------------------
