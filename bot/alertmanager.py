@@ -239,16 +239,16 @@ def alertmanager_handler(intake: AlertIntake, auth: EndpointAuth) -> Handler:
             return _answer(401, "bad or missing credentials", {"WWW-Authenticate": "Bearer"})
         if intake.in_flight >= MAX_IN_FLIGHT:  # before reading: a busy bot reads nothing
             return _answer(503, "busy: try again", {"Retry-After": "1"})
-        body, problem = await _read_body(request)
-        if problem is not None:
-            log.warning("refusing an Alertmanager notification: %s", problem)
-            return _answer(413, problem)
-        payload, problem = parse_payload(body)
-        if payload is None:
-            log.warning("refusing an Alertmanager notification: %s", problem)
-            return _answer(400, problem or "malformed")
-        intake.in_flight += 1
+        intake.in_flight += 1  # counted from here: bodies being read are work in flight too
         try:
+            body, problem = await _read_body(request)
+            if problem is not None:
+                log.warning("refusing an Alertmanager notification: %s", problem)
+                return _answer(413, problem)
+            payload, problem = parse_payload(body)
+            if payload is None:
+                log.warning("refusing an Alertmanager notification: %s", problem)
+                return _answer(400, problem or "malformed")
             taken = await intake.take(payload)
         except (TimeoutError, SQLAlchemyError, OSError) as exc:
             log.warning("cannot take an Alertmanager notification now: %s", exc)

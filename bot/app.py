@@ -45,6 +45,8 @@ LOCAL_TOKEN = "xoxb-local-stand-in"
 LOCAL_SIGNING_SECRET = "local-signing-secret"
 
 
+DRAIN_SECONDS = 10.0  # at stop, how long deliveries and timers in flight may finish
+
 class RolloutBot:
     """The whole bot: database, Slack listeners, outbox worker and HTTP server."""
 
@@ -211,13 +213,14 @@ class RolloutBot:
             log.info("Socket Mode connected")
         log.info("rollout-bot listening on %s", self.url)
 
-    async def stop(self, drain_seconds: float = 10.0) -> None:
-        """Let the outbox and the scheduler finish what they hold (up to `drain_seconds`),
+    async def stop(self) -> None:
+        """Let the outbox and the scheduler finish what they hold (up to DRAIN_SECONDS),
         then cancel what is left."""
         self.outbox.drain()
         self.scheduler.drain()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=drain_seconds)
+        draining = [t for t in self._tasks if t.get_name() in ("outbox", "scheduler")]
+        if draining:
+            await asyncio.wait(draining, timeout=DRAIN_SECONDS)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

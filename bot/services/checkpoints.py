@@ -251,7 +251,10 @@ class CheckpointService:
             if view is None:
                 continue
             state = view.status.state
-            if state in ACTIVE_STATES or (state is State.ROLLED_BACK and view.changes):
+            rolled_back_today = state is State.ROLLED_BACK and any(
+                c.verb == "rollback" and not c.incident for c in view.changes
+            )
+            if state in ACTIVE_STATES or rolled_back_today:
                 views.append(view)
         local_now = now.astimezone(self.zone)
         message = daily_summary_message(views, local_now, charted=min(len(views), MAX_CHARTS))

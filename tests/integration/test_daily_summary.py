@@ -17,7 +17,7 @@ from bot.domain.rollout import Advance, Start
 from bot.services.rollouts import Actor
 from bot.slack.standin import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
-from tests.support.incidents import settle
+from tests.support.incidents import open_via_opener, settle
 from tests.support.recorded_metrics import RecordedSource
 
 ERROR_QUERY = 'sum(rate(http_requests_total{flag="phase_4_deployment",code=~"5.."}[1m]))'
@@ -143,4 +143,16 @@ async def test_a_rollout_rolled_back_during_the_day_is_in_the_summary(
     body = json.dumps(summary["blocks"], ensure_ascii=False)
     assert "*phase-4* · rolled back to 0 %\\n`▱▱▱▱▱▱▱▱▱▱` *0 %* · no traffic" in body
     assert "gates not measured at 0 %" in body
+
+    await open_via_opener(bot)  # the next day brings only an ack on the rolled-back rollout
+    await settle(bot)
+    await cora.say("ack")
+    await clock.advance(timedelta(hours=24))
+    await settle(bot)
+    summaries = [
+        c.params for c in standin.calls_to("chat.postMessage")
+        if c.params["text"].startswith("Daily")
+    ]
+    assert summaries[-1]["text"] == "Daily rollout summary: 0 active"
+    assert "No rollout is active." in json.dumps(summaries[-1]["blocks"])
     assert "Held at 0 %: waits for `/rollout start phase-4` to begin again." in body
