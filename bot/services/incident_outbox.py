@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.durations import format_duration
 from bot.domain.escalation import ChainSnapshot
 from bot.services.incidents import BOT
-from bot.services.outbox import PERMANENT_ERRORS, OutboxWorker, Sender, message_fields
+from bot.services.outbox import (
+    PERMANENT_ERRORS,
+    OutboxWorker,
+    Sender,
+    classify,
+    message_fields,
+)
+from bot.slack.incident_blocks import nobody_paged_message
 from storage.incidents import Incidents
 from storage.models import OutboxRow
 from storage.repository import Repository
@@ -93,7 +98,7 @@ async def page_group(worker: OutboxWorker, row: OutboxRow) -> None:
     try:
         response = await worker.client.usergroups_users_list(usergroup=group)
     except SlackApiError as exc:
-        error = _api_error(exc)
+        error = classify(exc).error
         if error not in UNRESOLVABLE:
             raise  # the outbox retries it: nobody was paged yet
         members, problem = [], f"could not be resolved ({error})"
@@ -139,15 +144,7 @@ async def _nobody_paged(
     level, round_ = int(payload.get("level", 0)), int(payload.get("round", 0))
     incident = await Incidents(session).get(incident_id)
     snapshot = ChainSnapshot.from_json(incident.chain) if incident is not None else None
-    text = (
-        f"⚠️ User group <!subteam^{group}> {problem}: nobody was paged for incident "
-        f"#{incident_id}." + _what_next(snapshot, level, round_)
-    )
-    message: dict[str, Any] = {
-        "incident": incident_id,
-        "text": text,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-    }
+    message = nobody_paged_message(incident_id, group, problem, level, round_, snapshot)
     Repository(session).enqueue(
         str(payload["reply_channel"]),
         "incident_reply",
@@ -166,22 +163,6 @@ async def _nobody_paged(
         detail=f"user group {problem}",
     )
     log.warning("incident %s: user group %s %s; nobody was paged", incident_id, group, problem)
-
-
-def _what_next(snapshot: ChainSnapshot | None, level: int, round: int) -> str:
-    """The chain goes on as for a page nobody answered."""
-    if snapshot is None or not 0 <= level < len(snapshot.levels):
-        return " The chain goes on as if the page went unanswered."
-    wait = format_duration(snapshot.levels[level].wait)
-    last = level + 1 == len(snapshot.levels) and round + 1 == snapshot.rounds
-    nxt = "the whole channel is told" if last else "the next level is paged"
-    return f" As for a page nobody answers: if nobody acknowledges within {wait}, {nxt}."
-
-
-def _api_error(exc: SlackApiError) -> str:
-    if getattr(exc.response, "status_code", 200) != 200:
-        return ""  # rate limits and server errors are retried
-    return str(exc.response.get("error", ""))
 
 
 SENDERS: dict[str, Sender] = {

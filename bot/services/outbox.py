@@ -120,7 +120,7 @@ class OutboxWorker:
         except Delivery as failure:
             await self._failed(row, failure)
         except SlackApiError as exc:
-            await self._failed(row, _classify(exc))
+            await self._failed(row, classify(exc))
         except (ClientError, TimeoutError, OSError) as exc:
             await self._failed(row, Delivery(f"{type(exc).__name__}: {exc}"))
         else:
@@ -247,7 +247,7 @@ def _message(row: OutboxRow) -> dict[str, Any]:
     return payload
 
 
-def _classify(exc: SlackApiError) -> Delivery:
+def classify(exc: SlackApiError) -> Delivery:
     response = exc.response
     status = getattr(response, "status_code", 200)
     if status == 429:

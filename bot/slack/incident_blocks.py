@@ -188,16 +188,39 @@ def _level_words(level: int, round: int, snapshot: ChainSnapshot) -> str:
     words = f"Level {level + 1} of {len(snapshot.levels)}"
     if snapshot.rounds > 1:
         words += f", round {round + 1} of {snapshot.rounds}"
-    wait = snapshot.levels[level].wait if snapshot.levels else timedelta(0)
-    last = level + 1 == len(snapshot.levels) and round + 1 == snapshot.rounds
-    nxt = "the whole channel is told" if last else "the next level is paged"
     who_ = (
         "the group" if snapshot.levels and snapshot.levels[level].kind is TargetKind.GROUP else ""
     )
-    return (
-        f"{words}{' (' + who_ + ')' if who_ else ''}: if nobody acknowledges within "
-        f"{format_duration(wait)}, {nxt}."
+    return f"{words}{' (' + who_ + ')' if who_ else ''}: {_then(level, round, snapshot)}"
+
+
+def _then(level: int, round: int, snapshot: ChainSnapshot) -> str:
+    """What happens if nobody acknowledges the page at this level and round."""
+    wait = snapshot.levels[level].wait if snapshot.levels else timedelta(0)
+    last = level + 1 == len(snapshot.levels) and round + 1 == snapshot.rounds
+    nxt = "the whole channel is told" if last else "the next level is paged"
+    return f"if nobody acknowledges within {format_duration(wait)}, {nxt}."
+
+
+def nobody_paged_message(
+    incident_id: int,
+    group: str,
+    problem: str,
+    level: int,
+    round: int,
+    snapshot: ChainSnapshot | None,
+) -> dict[str, Any]:
+    """A group page that reached nobody (an empty or unknown user group), for the thread."""
+    then = (
+        f" As for a page nobody answers: {_then(level, round, snapshot)}"
+        if snapshot is not None and 0 <= level < len(snapshot.levels)
+        else " The chain goes on as if the page went unanswered."
     )
+    text = (
+        f"⚠️ User group <!subteam^{group}> {problem}: nobody was paged for incident "
+        f"#{incident_id}.{then}"
+    )
+    return {"incident": incident_id, "text": text, "blocks": [section(text)]}
 
 
 def _alert_lines(alerts: Mapping[str, Mapping[str, Any]]) -> list[str]:
