@@ -482,14 +482,7 @@ class Demo:
 
     def _stop_time_for_daily_summary(self) -> None:
         """Time stands still while the bot gathers the daily summary and draws its charts."""
-        checkpoints = self.bot.checkpoints
-        summary = checkpoints.daily_summary
-
-        async def stopped(now: datetime) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
-            with self.clock.stopped():
-                return await summary(now)
-
-        checkpoints.daily_summary = stopped  # type: ignore[method-assign]
+        self.bot.checkpoints.rendering = self.clock.stopped
 
     def _header(self, db: Path) -> None:
         spec, opts = self.spec, self.options
