@@ -16,7 +16,7 @@ from bot.app import RolloutBot
 from bot.clock import Clock
 from bot.config import parse_config
 from bot.settings import Settings
-from bot.slack.standin import SlackStandIn
+from bot.slack.standin import Call, SlackStandIn
 from tests.support.slack_requests import post_signed, slash_body
 
 SECRET = "test-signing-secret"
@@ -38,11 +38,24 @@ rollouts:
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[SlackStandIn]:
+async def standin(request: pytest.FixtureRequest) -> AsyncIterator[SlackStandIn]:
     server = SlackStandIn()
     await server.start()
     yield server
     await server.stop()
+    if request.module.__name__.endswith("test_slack_standin"):
+        return  # those tests send what Slack refuses on purpose
+    # Whatever a test did, nothing the bot sent was a message or view Slack would refuse
+    # (failures a test injects with `fail_next` carry no validation messages).
+    refused = [c.describe() for c in server.calls if _refused_by_validation(c)]
+    assert not refused, "Slack would refuse:\n" + "\n".join(refused)
+
+
+def _refused_by_validation(call: Call) -> bool:
+    if call.error == "no_text":
+        return True
+    messages = (call.response.get("response_metadata") or {}).get("messages")
+    return (call.error or "").startswith("invalid_blocks") and bool(messages)
 
 
 @pytest.fixture

@@ -230,19 +230,76 @@ def _block_elements(block: Mapping[str, Any]) -> list[Any]:
     return elements
 
 
+# Block Kit as Slack checks it: which blocks exist, the text objects each takes, and the
+# element counts (https://api.slack.com/reference/block-kit/blocks).
+BLOCK_TYPES = frozenset({"section", "header", "context", "actions", "divider", "image"})
+TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
+CONTEXT_ELEMENT_LIMIT = 10
+ACTIONS_ELEMENT_LIMIT = 25
+BUTTON_TEXT_LIMIT = 75
+ACTION_ID_LIMIT = 255
+
+
+def _text_problem(text: Any, where: str, *, plain_only: bool = False) -> str | None:
+    if not isinstance(text, dict) or text.get("type") not in TEXT_TYPES:
+        return f"[ERROR] must provide an object with a text type {where}]"
+    if plain_only and text["type"] != "plain_text":
+        return f"[ERROR] must be a plain_text object {where}/type]"
+    if not isinstance(text.get("text"), str) or not text["text"]:
+        return f"[ERROR] must be more than 0 characters {where}/text]"
+    return None
+
+
+def _element_problem(element: Any, where: str) -> str | None:
+    if not isinstance(element, dict):
+        return f"[ERROR] must be an object {where}]"
+    if element.get("type") != "button":
+        return None
+    problem = _text_problem(element.get("text"), f"{where}/text", plain_only=True)
+    if problem:
+        return problem
+    if len(element["text"]["text"]) > BUTTON_TEXT_LIMIT:
+        return f"[ERROR] must be less than {BUTTON_TEXT_LIMIT + 1} characters {where}/text]"
+    if len(str(element.get("value", ""))) > BUTTON_VALUE_LIMIT:
+        return f"[ERROR] must be less than {BUTTON_VALUE_LIMIT + 1} characters {where}/value]"
+    if len(str(element.get("action_id", ""))) > ACTION_ID_LIMIT:
+        return f"[ERROR] must be less than {ACTION_ID_LIMIT + 1} characters {where}/action_id]"
+    return None
+
+
 def _block_problem(index: int, block: Any) -> str | None:
     where = f"[json-pointer:/blocks/{index}"
     if not isinstance(block, dict) or "type" not in block:
         return f"[ERROR] missing required field: type {where}]"
-    text = block.get("text")
-    text_value = text.get("text", "") if isinstance(text, dict) else ""
-    limit = {"section": SECTION_TEXT_LIMIT, "header": HEADER_TEXT_LIMIT}.get(block["type"])
-    if limit is not None and len(text_value) > limit:
-        return f"[ERROR] must be less than {limit + 1} characters {where}/text/text]"
-    for element in _block_elements(block):
-        value = element.get("value", "") if isinstance(element, dict) else ""
-        if element.get("type") == "button" and len(str(value)) > BUTTON_VALUE_LIMIT:
-            return f"[ERROR] must be less than {BUTTON_VALUE_LIMIT + 1} characters {where}]"
+    kind = block["type"]
+    if kind not in BLOCK_TYPES:
+        return f"[ERROR] invalid block type `{kind}` {where}/type]"
+    if kind in ("section", "header"):
+        problem = _text_problem(block.get("text"), f"{where}/text", plain_only=kind == "header")
+        if problem and not (kind == "section" and block.get("fields")):
+            return problem
+        text_value = block["text"]["text"] if not problem else ""
+        limit = SECTION_TEXT_LIMIT if kind == "section" else HEADER_TEXT_LIMIT
+        if len(text_value) > limit:
+            return f"[ERROR] must be less than {limit + 1} characters {where}/text/text]"
+    if kind == "context":
+        elements = block.get("elements") or []
+        if not elements or len(elements) > CONTEXT_ELEMENT_LIMIT:
+            return f"[ERROR] must provide 1 to {CONTEXT_ELEMENT_LIMIT} items {where}/elements]"
+        for i, element in enumerate(elements):
+            if isinstance(element, dict) and element.get("type") == "image":
+                continue
+            problem = _text_problem(element, f"{where}/elements/{i}")
+            if problem:
+                return problem
+    if kind == "actions":
+        elements = block.get("elements") or []
+        if not elements or len(elements) > ACTIONS_ELEMENT_LIMIT:
+            return f"[ERROR] must provide 1 to {ACTIONS_ELEMENT_LIMIT} items {where}/elements]"
+    for i, element in enumerate(_block_elements(block) if kind != "context" else []):
+        problem = _element_problem(element, f"{where}/elements/{i}")
+        if problem:
+            return problem
     return None
 
 

@@ -162,6 +162,40 @@ async def test_post_message_validation_errors(client: AsyncWebClient) -> None:
     assert too_many.value.response.status_code == 200
 
 
+def _button(text: str, value: str = "v") -> dict[str, Any]:
+    return {"type": "button", "text": {"type": "plain_text", "text": text}, "value": value}
+
+
+BAD_BLOCKS = [
+    ("unknown block type", [{"type": "sectoin", "text": {"type": "mrkdwn", "text": "x"}}],
+     "invalid block type"),
+    ("header in mrkdwn", [{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}],
+     "must be a plain_text object"),
+    ("section without text", [{"type": "section"}], "must provide an object with a text type"),
+    ("empty text", [{"type": "section", "text": {"type": "mrkdwn", "text": ""}}],
+     "must be more than 0 characters"),
+    ("11 context elements",
+     [{"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}] * 11}],
+     "must provide 1 to 10 items"),
+    ("empty actions", [{"type": "actions", "elements": []}], "must provide 1 to 25 items"),
+    ("button text too long", [{"type": "actions", "elements": [_button("x" * 76)]}],
+     "must be less than 76 characters"),
+]
+
+
+@pytest.mark.parametrize(("why", "blocks", "message"), BAD_BLOCKS, ids=[b[0] for b in BAD_BLOCKS])
+async def test_blocks_slack_would_refuse_are_refused(
+    client: AsyncWebClient, why: str, blocks: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postMessage(channel="#deployments", text="x", blocks=blocks)
+    assert refused.value.response["error"] == "invalid_blocks"
+    assert message in str(refused.value.response["response_metadata"]["messages"])
+    ok = [{"type": "context", "elements": [{"type": "mrkdwn", "text": "fine"}]},
+          {"type": "actions", "elements": [_button("Advance to next")]}]
+    assert (await client.chat_postMessage(channel="#deployments", text="x", blocks=ok))["ok"]
+
+
 async def test_users_and_usergroups(standin: SlackStandIn, client: AsyncWebClient) -> None:
     standin.set_user("U0CORA", name="cora", real_name="Cora Diaz")
     standin.set_usergroup("S0ONCALL", ["U0CORA", "U0BEN"])
