@@ -47,6 +47,7 @@ LOCAL_SIGNING_SECRET = "local-signing-secret"
 
 DRAIN_SECONDS = 10.0  # at stop, how long deliveries and timers in flight may finish
 
+
 class RolloutBot:
     """The whole bot: database, Slack listeners, outbox worker and HTTP server."""
 

@@ -157,11 +157,11 @@ class GateService:
             if row is None or not _watched(status_of(row)):
                 return  # rolled back, completed or not started: the loop drops the timer
             views = self._views(spec, await repo.gate_states([spec.name]), row.percent)
-        due = due_gates(rules, views, tier_for(max(row.percent, 1)), now)
+        tier = tier_for(max(row.percent, 1))
+        due = due_gates(rules, views, tier, now)
         due += [r for r in rules if r not in due and _breach_deadline(views.get(r.name), now)]
         source = self.source
         measured = await asyncio.gather(*(source.measure(r.query_for(spec.flag)) for r in due))
-        tier = tier_for(max(row.percent, 1))
         held = await asyncio.gather(*(
             self._gap_held(spec, rule, tier, views.get(rule.name), measurement, now)
             for rule, measurement in zip(due, measured, strict=True)

@@ -1,14 +1,13 @@
 """One loop that runs due timers (soak ends, gate evaluations, checkpoints, pages).
 
 Timers are rows with a due time. A loop claims a due row by leasing it and moving its
-token on; two loops, or a restarted bot, never run the same claim twice. A bot killed in
-the middle of a handler leaves its claim leased: the lease is short (30 s) so a gate tick
-or a page is retried soon after a crash, and longer only for handlers that render a lot
-(`on(kind, handler, lease=…)`). A handler that
+token on; two loops, or a restarted bot, never run the same claim twice. A handler that
 writes should finish its timer in its own transaction (`Repository.finish_timer(key,
 token)`), so its work and the timer's end commit together; the loop finishes it afterwards
-too, which is then a no-op. A handler that fails leaves the timer leased; it runs again
-once the lease ends.
+too, which is then a no-op. A bot killed in the middle of a handler leaves its claim
+leased: the lease is short (30 s) so a gate tick or a page runs again soon after a crash,
+and longer only for handlers that render a lot (`on(kind, handler, lease=…)`). A handler
+that fails leaves the timer leased; it runs again once the lease ends.
 
 Claimed timers run concurrently, up to `concurrency` at once, so one slow handler (a gate
 tick waiting on a slow Prometheus) does not hold back the others (an escalation step).
