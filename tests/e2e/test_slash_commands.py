@@ -69,9 +69,9 @@ async def test_every_verb_end_to_end(
 
     assert "now progressing at 10 %" in await cora.say("advance next")
     assert "now progressing at 25 %" in await cora.say("advance 25")
-    assert "paused at 25 %" in await forge.say("pause waiting for the on-call to come back")
+    assert "paused at 25 %" in await forge.say("pause -- waiting for the on-call to come back")
     assert "progressing at 25 %" in await cora.say("resume")
-    assert "paused at 10 %" in await forge.say("rollback to 10 error budget burning")
+    assert "paused at 10 %" in await forge.say("rollback to 10 -- error budget burning")
 
     texts = await thread_texts(standin, 6)
     assert texts == [
@@ -159,7 +159,7 @@ async def test_two_active_rollouts_need_a_name(
     assert "2 rollouts are active: `phase-4` (progressing at 5 %), `search-v2`" in reply
     assert "Name which one" in reply
     reply = await cora.say("advance 25 phase-5")
-    assert "`phase-5` is not a rollout name.\nDid you mean `phase-4`?" in reply
+    assert "`phase-5` is not a rollout; did you mean `phase-4`?\nKnown rollouts:" in reply
     assert "progressing at 25 %" in await cora.say("advance 25 phase-4")
 
     reply = await cora.say("rollback to 10 phase-4 latency creeping up")  # name after percent
@@ -298,16 +298,16 @@ GRAMMAR_ERRORS = [
     ("advance fast", "`fast` is not a percent", "Usage"),
     ("advance ²", "`²` is not a percent", "Usage"),
     ("advance 0", "No rollout is active.", "Type `/rollout advance NAME`"),
-    ("advance 25 nope", "`nope` is not a rollout name", "Known rollouts: `phase-4`"),
+    ("advance 25 nope", "`nope` is not a rollout.", "Known rollouts: `phase-4`"),
     ("advance 25 force", "A forced advance needs a reason", "Usage"),
-    ("start nope", "`nope` is not a rollout name", "Known rollouts"),
+    ("start nope", "`nope` is not a rollout.", "Known rollouts"),
     ("rollback to", "`to` needs a percent", "Usage"),
     ("rollback to 200", "not a percent between 0 and 100", "Usage"),
     ("rollback", "No rollout is active.", "Known rollouts: `phase-4` (not started)"),
     ("pause", "No rollout is active.", "/rollout pause NAME"),
     ("resume phase-4", "phase-4 is not started, not paused.", "/rollout status phase-4"),
     ("ack a b", "at most one incident", "Usage: `/rollout ack"),
-    ("history nope", "`nope` is not a rollout name", "Known rollouts"),
+    ("history nope", "`nope` is not a rollout.", "Known rollouts"),
     ("pause " + "x" * 2100, "the limit is 2000", "Shorten the reason"),
 ]
 
