@@ -42,6 +42,8 @@ class RolloutRow(Base):
     thread_channel: Mapped[str | None] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime]
+    # The gates holding it (unknown): [{"gate", "outcome", "since" (ISO)}]; NULL when none.
+    held_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class EventRow(Base):

@@ -8,8 +8,17 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.domain.durations import format_duration
-from bot.domain.gates import GateView, Outcome, fmt_value
-from bot.domain.rollout import Change, RolloutSpec, RolloutStatus, State, state_words
+from bot.domain.gates import GateView, Outcome, fmt_value, held_words
+from bot.domain.rollout import (
+    HOLD_CHANGE,
+    HOLD_END,
+    HOLD_START,
+    Change,
+    RolloutSpec,
+    RolloutStatus,
+    State,
+    state_words,
+)
 from bot.slack import actions
 
 Block = dict[str, Any]
@@ -30,6 +39,9 @@ _VERB_WORDS = {
     "rollback": "rolled back",
     "complete": "completed",
     "hold": "held",
+    HOLD_START: "held",
+    HOLD_CHANGE: "updated the hold",
+    HOLD_END: "lifted the hold",
 }
 
 
@@ -80,7 +92,20 @@ def stage_line(spec: RolloutSpec, status: RolloutStatus) -> str:
 
 def summary_text(spec: RolloutSpec, status: RolloutStatus) -> str:
     """One line for notifications and fallbacks."""
-    return f"{spec.name}: {state_words(status)}"
+    held = f", held: {held_text(status)}" if status.held_by else ""
+    return f"{spec.name}: {state_words(status)}{held}"
+
+
+def held_text(status: RolloutStatus) -> str:
+    """The gates holding the rollout: "error_rate — Prometheus unreachable since <date>"."""
+    return held_words(status.held_by, slack_date)
+
+
+def _held_lines(status: RolloutStatus) -> list[str]:
+    lines = [f"Held: {escape(status.hold_reason)}"] if status.hold_reason else []
+    if status.held_by:
+        lines.append(f"Held: {held_text(status)}")
+    return lines
 
 
 def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
@@ -91,9 +116,8 @@ def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
         f"{mark} *{spec.name}* · flag `{spec.flag}` · {state_words(status)}",
         stage_line(spec, status),
         f"Plan *{spec.plan.name}*: {plan} %",
+        *_held_lines(status),
     ]
-    if status.hold_reason:
-        lines.append(f"Held: {escape(status.hold_reason)}")
     blocks = [section("\n".join(lines))]
     buttons = rollout_buttons(spec, status)
     if buttons:
@@ -175,6 +199,9 @@ def change_message(
     prometheus_url: str = "",
 ) -> dict[str, Any]:
     """A thread reply saying what changed, who did it and why."""
+    if change.verb in (HOLD_START, HOLD_CHANGE, HOLD_END):
+        text = hold_line(spec, change, status, gates)
+        return {"text": text.replace("*", ""), "blocks": [section(text)]}
     verb = _VERB_WORDS.get(change.verb, change.verb)
     if change.from_percent != change.to_percent:
         movement = f"{change.from_percent} % → *{change.to_percent} %*"
@@ -208,6 +235,37 @@ def change_message(
     return {"text": text.replace("*", ""), "blocks": [section(text)]}
 
 
+def hold_line(
+    spec: RolloutSpec, change: Change, status: RolloutStatus, gates: Sequence[GateView]
+) -> str:
+    """The one thread line for a hold starting, changing or ending. `gates` are the held
+    gates (start, change) or the gates measured again (end)."""
+    name = f"*{spec.name}*"
+    if change.verb == HOLD_END:
+        line = f"▶️ {name} is no longer held: {change.reason}."
+        red = [v for v in gates if v.outcome is Outcome.FAIL]
+        if red:
+            window = format_duration(max(v.window for v in red))
+            names = ", ".join(v.name for v in red)
+            line += f" {names} {'is' if len(red) == 1 else 'are'} red: it rolls back if it"
+            line += f" stays red for {window}."
+        elif status.state is State.PROGRESSING:
+            line += " The soak counts green time from now."
+        return line
+    if change.verb == HOLD_CHANGE:
+        return f"⏸️ {name} is still held at {status.percent} %: {held_text(status)}."
+    several = len(status.held_by) > 1
+    line = (
+        f"⏸️ {name} is held at {status.percent} %: {held_text(status)}. It will not advance"
+        f" until {'the gates are' if several else 'the gate is'} measured again"
+    )
+    waiting = [v for v in gates if not v.escalated]
+    if waiting:
+        grace = format_duration(min(v.grace for v in waiting))
+        line += f"; on-call is paged if this lasts {grace}"
+    return line + "."
+
+
 def status_message(
     specs: Sequence[RolloutSpec], statuses: dict[str, RolloutStatus]
 ) -> dict[str, Any]:
@@ -217,7 +275,7 @@ def status_message(
         lines.append(
             f"{_STATE_MARK[status.state]} *{spec.name}* ({spec.flag}) · "
             f"{state_words(status)}\n{stage_line(spec, status)}"
-            + (f"\nHeld: {escape(status.hold_reason)}" if status.hold_reason else "")
+            + "".join(f"\n{line}" for line in _held_lines(status))
         )
     text = "\n\n".join(lines) or "No rollouts are configured."
     return {"text": text, "blocks": [section(text)]}
