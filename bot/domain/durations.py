@@ -36,3 +36,19 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return sign + "".join(parts)
+
+
+def format_elapsed(delta: timedelta) -> str:
+    """How long ago, as people say it: `just now` under a minute, then whole minutes under
+    an hour (`15m`), hours and minutes under a day (`4h30m`), days and hours beyond (`1d2h`).
+    Truncated, never rounded up: 59m59s is `59m`, so a stage is never older than it says."""
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(seconds // 3600, 24)
+    return f"{days}d{hours}h" if hours else f"{days}d"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.durations import format_duration
+from bot.domain.durations import format_duration, format_elapsed
 from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
 from bot.slack import actions
 from bot.slack.blocks import Block, button, context, mention, section, slack_date
@@ -163,10 +163,11 @@ def nobody_answered(view: IncidentView, snapshot: ChainSnapshot) -> dict[str, An
 
 
 def reminder(view: IncidentView, acked_at: datetime, now: datetime) -> dict[str, Any]:
-    ago = format_duration(timedelta(seconds=int((now - acked_at).total_seconds())))
+    ago = format_elapsed(now - acked_at)
+    when = "just now" if ago == "just now" else f"{ago} ago"
     text = (
         f"⏰ Incident {view.label} is still open: {view.summary}\n"
-        f"You acknowledged it {ago} ago. Resolve it when it is over."
+        f"You acknowledged it {when}. Resolve it when it is over."
     )
     value = actions.IncidentButtonValue(view.id).encode()
     buttons = [button("Resolve", actions.INCIDENT_RESOLVE, value, "primary")]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.durations import format_duration
+from bot.domain.durations import format_elapsed
 from bot.domain.gates import Outcome, fmt_value
 from bot.domain.rollout import AdvanceMode, RolloutSpec, RolloutStatus, State, state_words
 from bot.slack.blocks import Block, context, escape, mention, section, slack_date, stage_line
@@ -148,7 +148,7 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
     spec, status = view.spec, view.status
     in_stage = ""
     if status.stage_started_at is not None and status.state is not State.ROLLED_BACK:
-        in_stage = f" · {format_duration(_minutes(view.now - status.stage_started_at))} in stage"
+        in_stage = f" · {stage_age(view.now - status.stage_started_at)}"
     blocks: list[Block] = [
         section(
             f"*Checkpoint · {spec.name}* · {state_words(status)}\n"
@@ -229,5 +229,8 @@ def daily_summary_message(
     return {"text": text + (f", {held} rolled back" if held else ""), "blocks": blocks}
 
 
-def _minutes(delta: timedelta) -> timedelta:
-    return timedelta(minutes=int(delta.total_seconds() // 60))
+def stage_age(delta: timedelta) -> str:
+    """How long the rollout has been in its stage: `15m in stage`, or under a minute after a
+    change, `entered this stage just now` (never `0s in stage`)."""
+    elapsed = format_elapsed(delta)
+    return "entered this stage just now" if elapsed == "just now" else f"{elapsed} in stage"

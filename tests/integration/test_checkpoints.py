@@ -10,7 +10,7 @@ import aiohttp
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
-from bot.domain.durations import format_duration
+from bot.domain.durations import format_elapsed
 from bot.slack.standin import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import open_via_opener, posts, settle
@@ -73,7 +73,7 @@ async def test_48_hours_after_an_advance_with_a_restart(
     assert clock.now() - changed == timedelta(hours=48)
     texts = checkpoint_times(standin)
     assert len(texts) == CADENCE_48H
-    assert in_stage(standin) == [format_duration(t) for t in EXPECTED_TIMES]
+    assert in_stage(standin) == [format_elapsed(t) for t in EXPECTED_TIMES]
     checkpoints = [c for c in standin.calls_to("chat.postMessage")
                    if str(c.params.get("text", "")).startswith("Checkpoint")]
     assert all("thread_ts" in c.params for c in checkpoints)  # in the rollout's thread
