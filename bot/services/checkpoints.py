@@ -19,13 +19,14 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.charts import ChartData, GateSeries, render_chart
+from bot.charts import ChartData, GateSeries, alt_text, render_chart
 from bot.clock import Clock
 from bot.domain.assess import GateRule
 from bot.domain.cadence import Rule, next_checkpoint
@@ -53,6 +54,15 @@ CHECKPOINT = "checkpoint"
 DAILY = "daily"
 MAX_CHARTS = 10
 CHART_POINTS = 240
+
+@dataclass(frozen=True)
+class Chart:
+    """A rollout's chart for the daily summary: the PNG, and what it shows in words."""
+
+    name: str
+    png: bytes
+    alt_txt: str
+
 
 GateViews = Callable[[AsyncSession, RolloutSpec, datetime], Awaitable[Mapping[str, Any]]]
 OpenIncidents = Callable[[], Awaitable[Sequence[Any]]]
@@ -234,18 +244,19 @@ class CheckpointService:
             if not await repo.finish_timer(timer.key, timer.token):
                 return
             repo.enqueue(self.channel, "message", {**message, "ref": ref}, now)
-            for name, png in charts:
+            for chart in charts:
                 repo.enqueue(self.channel, "file", {
                     "thread_ref": ref,
-                    "filename": f"{name}-{day}.png",
-                    "title": f"{name} · {day}",
-                    "comment": f"{name}: traffic and gates over the last 24 h",
-                    "content_b64": base64.b64encode(png).decode(),
+                    "filename": f"{chart.name}-{day}.png",
+                    "title": f"{chart.name} · {day}",
+                    "comment": f"{chart.name}: traffic and gates over the last 24 h",
+                    "alt_txt": chart.alt_txt,
+                    "content_b64": base64.b64encode(chart.png).decode(),
                 }, now)
             await repo.set_timer(DAILY, DAILY, self.next_daily(now), {})
         self._notify()
 
-    async def daily_summary(self, now: datetime) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    async def daily_summary(self, now: datetime) -> tuple[dict[str, Any], list[Chart]]:
         """The summary message of every active rollout, and of every rollout rolled back
         in the last 24 h (the day's news, and a rollout held until someone decides), with a
         chart for each (at most MAX_CHARTS), rendered off the event loop."""
@@ -266,15 +277,16 @@ class CheckpointService:
         charts = []
         for view in views[:MAX_CHARTS]:
             data = await self.chart_data(view.spec, day_ago, now)
-            charts.append((view.spec.name, await asyncio.to_thread(render_chart, data)))
+            png = await asyncio.to_thread(render_chart, data)
+            charts.append(Chart(view.spec.name, png, alt_text(data)))
         return message, charts
 
     async def chart_data(self, spec: RolloutSpec, start: datetime, end: datetime) -> ChartData:
         async with self.sessions() as session:
             repo = Repository(session)
             before = await repo.events(spec.name, limit=200)
-        run_start = max((e.at for e in before if e.verb == "start"), default=start)
-        start = max(start, run_start)
+        # The whole window the title names, earlier runs of the rollout included (a
+        # rollback this morning, then a new start): the level before it is where it began.
         level = 0
         percent: list[tuple[datetime, int]] = []
         markers: list[tuple[datetime, str]] = []
@@ -303,8 +315,9 @@ class CheckpointService:
         note = "; ".join(missing)
         if missing and not any(g.points for g in gates):
             gates = []
-        return ChartData(f"{spec.name} · {spec.flag}", start, end, percent, gates, markers, note,
-                         self.zone)
+        hours = round((end - start).total_seconds() / 3600)
+        return ChartData(f"{spec.name} · {spec.flag} · last {hours} h", start, end, percent,
+                         gates, markers, note, self.zone)
 
     def _notify(self) -> None:
         for listener in self.on_change:

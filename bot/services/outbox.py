@@ -221,6 +221,7 @@ class OutboxWorker:
             content=base64.b64decode(row.payload["content_b64"]),
             filename=row.payload["filename"],
             title=row.payload.get("title", row.payload["filename"]),
+            alt_txt=row.payload.get("alt_txt") or None,  # files.getUploadURLExternal takes it
             initial_comment=row.payload.get("comment") or None,
         )
 

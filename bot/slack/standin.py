@@ -46,6 +46,7 @@ SECTION_TEXT_LIMIT = 3000
 HEADER_TEXT_LIMIT = 150
 BUTTON_VALUE_LIMIT = 2000
 MESSAGE_TEXT_LIMIT = 40_000
+ALT_TXT_LIMIT = 1000  # files.getUploadURLExternal: "alt_txt_too_large" beyond it
 
 # Arguments that Slack accepts as JSON-encoded strings inside form bodies.
 JSON_STRING_FIELDS = frozenset(
@@ -1064,6 +1065,8 @@ class SlackStandIn:
         filename, length = _text(params, "filename"), _text(params, "length")
         if not filename or not length.isdigit():
             return _error("invalid_arguments", "[ERROR] missing required field: filename/length")
+        if len(_text(params, "alt_txt")) > ALT_TXT_LIMIT:
+            return _error("alt_txt_too_large")
         file_id = self._new_id("F")
         self._pending_files[file_id] = {
             "name": filename,

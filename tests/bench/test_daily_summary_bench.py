@@ -77,4 +77,4 @@ async def test_daily_summary_for_50_rollouts(make_bot: BotFactory) -> None:
     )
     assert all(v is not None for v in views)
     DOCS.mkdir(exist_ok=True)
-    (DOCS / "daily-chart.png").write_bytes(charts[0][1])
+    (DOCS / "daily-chart.png").write_bytes(charts[0].png)

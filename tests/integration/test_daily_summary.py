@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import matplotlib.image as mpimg
+from matplotlib.dates import num2date
 
-from bot.charts import PANEL_PX, WIDTH_PX, zone_name
+from bot.charts import MARKER_LABEL, PANEL_PX, WIDTH_PX, build_figure, render_chart, zone_name
 from bot.clock import ManualClock
 from bot.domain.rollout import Advance, Start
 from bot.services.rollouts import Actor
@@ -116,10 +117,12 @@ async def test_the_chart_thresholds_step_with_the_tier_and_its_times_are_local(
     await clock.advance(timedelta(hours=6))
 
     spec = bot.service.specs["phase-4"]
-    data = await bot.checkpoints.chart_data(spec, clock.now() - timedelta(hours=24), clock.now())
+    day_ago = clock.now() - timedelta(hours=24)  # before the start: the chart shows 0 % there
+    data = await bot.checkpoints.chart_data(spec, day_ago, clock.now())
+    assert data.percent[:2] == [(day_ago, 0), (started, 5)]
     gates = {g.name: g for g in data.gates}
-    assert list(gates["p95_latency"].thresholds) == [(started, 0.25), (advanced, 0.3)]
-    assert list(gates["error_rate"].thresholds) == [(started, 0.05)]  # the same in every tier
+    assert list(gates["p95_latency"].thresholds) == [(day_ago, 0.25), (advanced, 0.3)]
+    assert list(gates["error_rate"].thresholds) == [(day_ago, 0.05)]  # the same in every tier
     assert data.zone == ZoneInfo("Europe/Paris")
     assert zone_name(data.zone) == "Europe/Paris"
 
@@ -156,3 +159,45 @@ async def test_a_rollout_rolled_back_during_the_day_is_in_the_summary(
     assert summaries[-1]["text"] == "Daily rollout summary: 0 active"
     assert "No rollout is active." in json.dumps(summaries[-1]["blocks"])
     assert "Held at 0 %: waits for `/rollout start phase-4` to begin again." in body
+
+
+async def test_the_chart_draws_the_whole_day_with_a_rollback_before_the_restart(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    """Started, rolled back in the morning, started again: the chart titled "last 24 h"
+    shows all of it, and its upload says so in words for a screen reader."""
+    clock = ManualClock()  # 09:00 UTC; the summary is at 10:00 Paris, 09:00 UTC tomorrow
+    bot = await make_bot(CONFIG, clock=clock, metrics_source=RecordedSource(clock, QUERIES))
+    cora = SlackUser(http, bot, "U0CORA")
+    day_start = clock.now()
+    await clock.advance(timedelta(hours=1))
+    await cora.say("start")
+    await clock.advance(timedelta(hours=2))
+    await cora.say("rollback -- error budget burning")
+    await clock.advance(timedelta(hours=3))
+    await cora.say("start")
+    await clock.advance(timedelta(hours=18))
+    await settle(bot)
+    assert clock.now() - day_start == timedelta(hours=24)
+
+    (get_url,) = standin.calls_to("files.getUploadURLExternal")
+    alt = get_url.params["alt_txt"]
+    assert alt.startswith(
+        "Chart of phase-4 over the last 24 h, from 02 Nov 10:00 to 03 Nov 10:00 (Europe/Paris)."
+    )
+    assert "started at 02 Nov 11:00, rolled back at 02 Nov 13:00, started at 02 Nov 16:00" in alt
+    (complete,) = standin.calls_to("files.completeUploadExternal")
+    assert complete.response["files"][0]["alt_txt"] == alt  # Slack keeps it on the file
+
+    # The PNG is this figure: the whole day on its time axis, each change labelled.
+    spec = bot.service.specs["phase-4"]
+    data = await bot.checkpoints.chart_data(spec, day_start, clock.now())
+    (uploaded,) = standin.uploaded_files.values()
+    assert uploaded == render_chart(data)
+    figure = build_figure(data)
+    low, high = figure.axes[-1].get_xlim()
+    assert (num2date(low), num2date(high)) == (day_start, clock.now())
+    labels = [t.get_text() for t in figure.axes[0].texts if t.get_gid() == MARKER_LABEL]
+    assert labels == ["start", "rollback", "start"]
+    assert [v for _, v in data.percent] == [0, 5, 0, 5]
+    assert data.title == "phase-4 · phase_4_deployment · last 24 h"
