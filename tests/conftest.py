@@ -54,6 +54,10 @@ async def standin(request: pytest.FixtureRequest) -> AsyncIterator[SlackStandIn]
 def _refused_by_validation(call: Call) -> bool:
     if call.error == "no_text":
         return True
+    if call.method.startswith("response_url:") and call.error in (
+        "invalid_blocks", "invalid_response_type"
+    ):
+        return True
     messages = (call.response.get("response_metadata") or {}).get("messages")
     return (call.error or "").startswith("invalid_blocks") and bool(messages)
 

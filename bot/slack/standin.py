@@ -83,11 +83,14 @@ class _Reply:
     body: JsonDict | str
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    code: str | None = None  # the error a plain-text answer names (response_url: "no_text")
 
     @property
     def error(self) -> str | None:
         if isinstance(self.body, dict) and self.body.get("ok") is False:
             return str(self.body.get("error"))
+        if self.code is not None:
+            return self.code
         return None if self.status == 200 else HTTPStatus(self.status).phrase
 
     @property
@@ -118,6 +121,20 @@ class _Failure:
             headers = {"Retry-After": str(self.retry_after)}
             return _Reply({"ok": False, "error": "ratelimited"}, 429, headers)
         return _Reply(f"{self.status} {HTTPStatus(self.status).phrase}", self.status)
+
+
+@dataclass
+class _ResponseUrl:
+    """A response_url handed out in a payload: Slack takes at most five posts to one, within
+    thirty minutes of the interaction."""
+
+    issued_at: float
+    uses: int = 0
+
+
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
+RESPONSE_TYPES = frozenset({"ephemeral", "in_channel"})
 
 
 @dataclass
@@ -233,12 +250,33 @@ def _block_elements(block: Mapping[str, Any]) -> list[Any]:
 
 # Block Kit as Slack checks it: which blocks exist, the text objects each takes, and the
 # element counts (https://api.slack.com/reference/block-kit/blocks).
-BLOCK_TYPES = frozenset({"section", "header", "context", "actions", "divider", "image"})
+BLOCK_TYPES = frozenset({"section", "header", "context", "actions", "divider", "image", "input"})
 TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
 CONTEXT_ELEMENT_LIMIT = 10
 ACTIONS_ELEMENT_LIMIT = 25
 BUTTON_TEXT_LIMIT = 75
+BUTTON_URL_LIMIT = 3000
 ACTION_ID_LIMIT = 255
+BLOCK_ID_LIMIT = 255
+BUTTON_STYLES = frozenset({"primary", "danger"})
+# The confirmation dialog object: title, text, confirm and deny buttons.
+CONFIRM_LIMITS = {"title": 100, "text": 300, "confirm": 30, "deny": 30}
+# The input block and its plain-text element.
+INPUT_LABEL_LIMIT = 2000
+INPUT_HINT_LIMIT = 2000
+INPUT_ELEMENTS = frozenset(
+    {
+        "plain_text_input", "static_select", "multi_static_select", "users_select",
+        "conversations_select", "channels_select", "datepicker", "timepicker", "checkboxes",
+        "radio_buttons", "number_input", "email_text_input", "url_text_input",
+    }
+)
+PLACEHOLDER_LIMIT = 150
+TEXT_INPUT_LENGTH_LIMIT = 3000
+# A modal: its title, submit and close buttons, and what it carries back.
+MODAL_BUTTON_LIMIT = 24
+PRIVATE_METADATA_LIMIT = 3000
+CALLBACK_ID_LIMIT = 255
 
 
 def _text_problem(text: Any, where: str, *, plain_only: bool = False) -> str | None:
@@ -251,21 +289,98 @@ def _text_problem(text: Any, where: str, *, plain_only: bool = False) -> str | N
     return None
 
 
+def _too_long(value: Any, limit: int, where: str) -> str | None:
+    if len(str(value or "")) > limit:
+        return f"[ERROR] must be less than {limit + 1} characters {where}]"
+    return None
+
+
+def _limited_text(
+    text: Any, limit: int, where: str, *, plain_only: bool = False
+) -> str | None:
+    """A text object that must exist, be of a text type and not exceed `limit`."""
+    problem = _text_problem(text, where, plain_only=plain_only)
+    return problem or _too_long(text["text"], limit, f"{where}/text")
+
+
+def _confirm_problem(confirm: Any, where: str) -> str | None:
+    if not isinstance(confirm, dict):
+        return f"[ERROR] must be an object {where}]"
+    for key, limit in CONFIRM_LIMITS.items():
+        problem = _limited_text(
+            confirm.get(key), limit, f"{where}/{key}", plain_only=key != "text"
+        )
+        if problem:
+            return problem
+    if "style" in confirm and confirm["style"] not in BUTTON_STYLES:
+        return f"[ERROR] must be one of primary, danger {where}/style]"
+    return None
+
+
 def _element_problem(element: Any, where: str) -> str | None:
     if not isinstance(element, dict):
         return f"[ERROR] must be an object {where}]"
+    if element.get("type") == "plain_text_input":
+        return _text_input_problem(element, where)
     if element.get("type") != "button":
         return None
-    problem = _text_problem(element.get("text"), f"{where}/text", plain_only=True)
+    problem = _limited_text(element.get("text"), BUTTON_TEXT_LIMIT, f"{where}/text",
+                            plain_only=True)
     if problem:
         return problem
-    if len(element["text"]["text"]) > BUTTON_TEXT_LIMIT:
-        return f"[ERROR] must be less than {BUTTON_TEXT_LIMIT + 1} characters {where}/text]"
     if len(str(element.get("value", ""))) > BUTTON_VALUE_LIMIT:
         return f"[ERROR] must be less than {BUTTON_VALUE_LIMIT + 1} characters {where}/value]"
     if len(str(element.get("action_id", ""))) > ACTION_ID_LIMIT:
         return f"[ERROR] must be less than {ACTION_ID_LIMIT + 1} characters {where}/action_id]"
+    if "style" in element and element["style"] not in BUTTON_STYLES:
+        return f"[ERROR] must be one of primary, danger {where}/style]"
+    problem = _too_long(element.get("url"), BUTTON_URL_LIMIT, f"{where}/url")
+    if problem:
+        return problem
+    if "confirm" in element:
+        return _confirm_problem(element["confirm"], f"{where}/confirm")
     return None
+
+
+def _text_input_problem(element: Mapping[str, Any], where: str) -> str | None:
+    problem = _too_long(element.get("action_id"), ACTION_ID_LIMIT, f"{where}/action_id")
+    if problem:
+        return problem
+    if "placeholder" in element:
+        problem = _limited_text(
+            element["placeholder"], PLACEHOLDER_LIMIT, f"{where}/placeholder", plain_only=True
+        )
+        if problem:
+            return problem
+    lengths = {}
+    for key in ("min_length", "max_length"):
+        if key in element:
+            value = element[key]
+            if not isinstance(value, int) or not 0 <= value <= TEXT_INPUT_LENGTH_LIMIT:
+                return f"[ERROR] must be between 0 and {TEXT_INPUT_LENGTH_LIMIT} {where}/{key}]"
+            lengths[key] = value
+    if lengths.get("min_length", 0) > lengths.get("max_length", TEXT_INPUT_LENGTH_LIMIT):
+        return f"[ERROR] min_length must not be more than max_length {where}/min_length]"
+    return None
+
+
+def _input_problem(block: Mapping[str, Any], where: str) -> str | None:
+    problem = _limited_text(block.get("label"), INPUT_LABEL_LIMIT, f"{where}/label",
+                            plain_only=True)
+    if problem:
+        return problem
+    if "hint" in block:
+        problem = _limited_text(block["hint"], INPUT_HINT_LIMIT, f"{where}/hint", plain_only=True)
+        if problem:
+            return problem
+    if "optional" in block and not isinstance(block["optional"], bool):
+        return f"[ERROR] must be a boolean {where}/optional]"
+    element = block.get("element")
+    if not isinstance(element, dict) or "type" not in element:
+        return f"[ERROR] missing required field: element {where}]"
+    if element["type"] not in INPUT_ELEMENTS:
+        return f"[ERROR] invalid element type `{element['type']}` {where}/element/type]"
+    return _element_problem(element, f"{where}/element")
 
 
 def _block_problem(index: int, block: Any) -> str | None:
@@ -275,6 +390,11 @@ def _block_problem(index: int, block: Any) -> str | None:
     kind = block["type"]
     if kind not in BLOCK_TYPES:
         return f"[ERROR] invalid block type `{kind}` {where}/type]"
+    problem = _too_long(block.get("block_id"), BLOCK_ID_LIMIT, f"{where}/block_id")
+    if problem:
+        return problem
+    if kind == "input":
+        return _input_problem(block, where)
     if kind in ("section", "header"):
         problem = _text_problem(block.get("text"), f"{where}/text", plain_only=kind == "header")
         if problem and not (kind == "section" and block.get("fields")):
@@ -314,6 +434,28 @@ def _blocks_problem(blocks: Any, limit: int) -> str | None:
     return next((p for p in problems if p), None)
 
 
+def _modal_problem(view: Mapping[str, Any]) -> str | None:
+    """A modal's own fields, as views.open checks them."""
+    where = "[json-pointer:/view"
+    problem = _limited_text(view.get("title"), MODAL_BUTTON_LIMIT, f"{where}/title",
+                            plain_only=True)
+    if problem:
+        return problem
+    has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in view["blocks"])
+    if has_input and "submit" not in view:
+        return f"[ERROR] must provide submit when the view has input blocks {where}/submit]"
+    for key in ("submit", "close"):
+        if key in view:
+            problem = _limited_text(view[key], MODAL_BUTTON_LIMIT, f"{where}/{key}",
+                                    plain_only=True)
+            if problem:
+                return problem
+    problem = _too_long(
+        view.get("private_metadata"), PRIVATE_METADATA_LIMIT, f"{where}/private_metadata"
+    )
+    return problem or _too_long(view.get("callback_id"), CALLBACK_ID_LIMIT, f"{where}/callback_id")
+
+
 def _tz_fields(tz: str) -> JsonDict:
     now = datetime.now(UTC).astimezone(ZoneInfo(tz))
     offset = now.utcoffset()
@@ -340,6 +482,8 @@ class SlackStandIn:
         self._users: dict[str, JsonDict] = {}
         self._usergroups: dict[str, list[str]] = {}
         self._pending_files: dict[str, JsonDict] = {}
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._used_triggers: set[str] = set()
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
         self._down = False
@@ -420,8 +564,17 @@ class SlackStandIn:
         return f"{self.base_url}/api/"
 
     def response_url(self, tag: str) -> str:
-        """A response_url; POSTs to it are recorded as method ``response_url:<tag>``."""
+        """A response_url to put in a payload; POSTs to it are recorded as method
+        ``response_url:<tag>``. As on Slack, it takes five posts within thirty minutes of
+        being handed out (``used_url`` and ``expired_url`` after), each with text or blocks."""
+        self._response_urls.setdefault(tag, _ResponseUrl(time.monotonic()))
         return f"{self.base_url}/response/{tag}"
+
+    def expire_response_url(self, tag: str) -> None:
+        """Make a response_url as old as Slack lets one be (for tests of late answers)."""
+        url = self._response_urls.get(tag)
+        if url is not None:
+            url.issued_at -= RESPONSE_URL_SECONDS
 
     # ------------------------------------------------------------- configuration
 
@@ -653,9 +806,10 @@ class SlackStandIn:
 
     async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
         received_at = time.monotonic()
-        method = f"response_url:{request.match_info['tag']}"
+        tag = request.match_info["tag"]
+        method = f"response_url:{tag}"
         params = await _read_params(request)
-        reply = await self._answer(method, lambda: _Reply({"ok": True}), params)
+        reply = await self._answer(method, lambda: self._respond(tag, params), params)
         self._record(method, params, request, received_at, reply)
         return reply.to_response()
 
@@ -670,6 +824,28 @@ class SlackStandIn:
             return _Reply("503 Service Unavailable", 503)
         failure = self._take_failure(method, params or {})
         return failure.reply() if failure is not None else answer()
+
+    def _respond(self, tag: str, params: JsonDict) -> _Reply:
+        """What Slack answers a post to a response_url: plain text, an error word on failure."""
+        url = self._response_urls.get(tag)
+        if url is None:
+            return _Reply("invalid_url", 404, code="invalid_url")
+        if time.monotonic() - url.issued_at > RESPONSE_URL_SECONDS:
+            return _Reply("expired_url", 404, code="expired_url")
+        if url.uses >= RESPONSE_URL_USES:
+            return _Reply("used_url", 404, code="used_url")
+        if not any(params.get(k) for k in ("text", "blocks", "attachments")) and not params.get(
+            "delete_original"
+        ):
+            return _Reply("no_text", 400, code="no_text")
+        if params.get("response_type", "ephemeral") not in RESPONSE_TYPES:
+            return _Reply("invalid_response_type", 400, code="invalid_response_type")
+        if params.get("blocks"):
+            problem = _blocks_problem(params["blocks"], MESSAGE_BLOCK_LIMIT)
+            if problem is not None:
+                return _Reply("invalid_blocks", 400, code="invalid_blocks")
+        url.uses += 1
+        return _Reply({"ok": True})
 
     def _take_failure(self, method: str, params: Mapping[str, Any]) -> _Failure | None:
         queue = self._failures.get(method)
@@ -1017,6 +1193,8 @@ class SlackStandIn:
                 "invalid_arguments", f"[ERROR] must be '{expected_type}' [json-pointer:/view/type]"
             )
         problem = _blocks_problem(view.get("blocks", []), VIEW_BLOCK_LIMIT)
+        if problem is None and view.get("type") == "modal":
+            problem = _modal_problem(view)
         return _error("invalid_arguments", problem) if problem else None
 
     def _views_publish(self, params: JsonDict, token: str) -> JsonDict:
@@ -1033,11 +1211,15 @@ class SlackStandIn:
         return {"ok": True, "view": copy.deepcopy(view)}
 
     def _views_open(self, params: JsonDict, token: str) -> JsonDict:
-        if not (params.get("trigger_id") or params.get("interactivity_pointer")):
+        trigger = _text(params, "trigger_id") or _text(params, "interactivity_pointer")
+        if not trigger:
             return _error("invalid_arguments", "[ERROR] missing required field: trigger_id")
+        if trigger in self._used_triggers:
+            return _error("exchanged_trigger_id")  # a trigger opens one view, once
         problem = self._view_problem(params.get("view"), "modal")
         if problem is not None:
             return problem
+        self._used_triggers.add(trigger)
         view_id = self._new_id("V")
         view = self.views[view_id] = self._view_body(params["view"], view_id)
         return {"ok": True, "view": copy.deepcopy(view)}

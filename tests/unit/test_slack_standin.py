@@ -220,6 +220,128 @@ async def test_views_publish_and_update(client: AsyncWebClient) -> None:
     assert conflict.value.response["error"] == "hash_conflict"
 
 
+def _modal(**changes: Any) -> dict[str, Any]:
+    field = {
+        "type": "input",
+        "block_id": "reason",
+        "label": {"type": "plain_text", "text": "Why?"},
+        "element": {"type": "plain_text_input", "action_id": "reason", "max_length": 500},
+    }
+    view = {
+        "type": "modal",
+        "callback_id": "rollout_reason",
+        "title": {"type": "plain_text", "text": "Pause the rollout"},
+        "submit": {"type": "plain_text", "text": "Pause"},
+        "blocks": [section("Pause *phase-4*?"), field],
+    }
+    view.update(changes)
+    return view
+
+
+BAD_MODALS = [
+    ("title over 24", _modal(title={"type": "plain_text", "text": "Roll back the phase-4 rollout"}),
+     "must be less than 25 characters [json-pointer:/view/title/text]"),
+    ("inputs without submit", {k: v for k, v in _modal().items() if k != "submit"},
+     "must provide submit"),
+    ("metadata over 3000", _modal(private_metadata="x" * 3001),
+     "must be less than 3001 characters [json-pointer:/view/private_metadata]"),
+    ("input without label", _modal(blocks=[{"type": "input", "element": {
+        "type": "plain_text_input", "action_id": "a"}}]),
+     "must provide an object with a text type [json-pointer:/blocks/0/label]"),
+    ("input with a button", _modal(blocks=[{
+        "type": "input", "label": {"type": "plain_text", "text": "x"},
+        "element": _button("x")}]),
+     "invalid element type `button` [json-pointer:/blocks/0/element/type]"),
+    ("max_length over 3000", _modal(blocks=[{
+        "type": "input", "label": {"type": "plain_text", "text": "x"},
+        "element": {"type": "plain_text_input", "action_id": "a", "max_length": 5000}}]),
+     "must be between 0 and 3000 [json-pointer:/blocks/0/element/max_length]"),
+]
+
+
+@pytest.mark.parametrize(("why", "view", "message"), BAD_MODALS, ids=[m[0] for m in BAD_MODALS])
+async def test_views_open_refuses_modals_slack_would_refuse(
+    client: AsyncWebClient, why: str, view: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        await client.views_open(trigger_id=slack_requests.new_trigger_id(), view=view)
+    assert refused.value.response["error"] == "invalid_arguments"
+    assert message in str(refused.value.response["response_metadata"]["messages"])
+
+
+async def test_a_trigger_opens_one_modal_once(client: AsyncWebClient) -> None:
+    trigger = slack_requests.new_trigger_id()
+    opened = await client.views_open(trigger_id=trigger, view=_modal(private_metadata="m"))
+    assert opened["view"]["private_metadata"] == "m"
+    assert opened["view"]["callback_id"] == "rollout_reason"
+    with pytest.raises(SlackApiError) as again:
+        await client.views_open(trigger_id=trigger, view=_modal())
+    assert again.value.response["error"] == "exchanged_trigger_id"
+
+
+CONFIRM = {
+    "title": {"type": "plain_text", "text": "Advance?"},
+    "text": {"type": "mrkdwn", "text": "Advance *phase-4*?"},
+    "confirm": {"type": "plain_text", "text": "Advance"},
+    "deny": {"type": "plain_text", "text": "Cancel"},
+}
+
+
+@pytest.mark.parametrize(
+    ("why", "confirm", "message"),
+    [
+        ("text over 300", {**CONFIRM, "text": {"type": "mrkdwn", "text": "x" * 301}},
+         "must be less than 301 characters [json-pointer:/blocks/0/elements/0/confirm/text/text]"),
+        ("no deny", {k: v for k, v in CONFIRM.items() if k != "deny"},
+         "must provide an object with a text type "
+         "[json-pointer:/blocks/0/elements/0/confirm/deny]"),
+        ("mrkdwn title", {**CONFIRM, "title": {"type": "mrkdwn", "text": "x"}},
+         "must be a plain_text object [json-pointer:/blocks/0/elements/0/confirm/title/type]"),
+        ("odd style", {**CONFIRM, "style": "blue"}, "must be one of primary, danger"),
+    ],
+)
+async def test_confirmation_dialogs_slack_would_refuse_are_refused(
+    client: AsyncWebClient, why: str, confirm: dict[str, Any], message: str
+) -> None:
+    def actions(dialog: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"type": "actions", "elements": [{**_button("Advance"), "confirm": dialog}]}]
+
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postMessage(channel="#deployments", text="x", blocks=actions(confirm))
+    assert message in str(refused.value.response["response_metadata"]["messages"])
+    ok = await client.chat_postMessage(channel="#deployments", text="x", blocks=actions(CONFIRM))
+    assert ok["ok"]
+
+
+async def test_a_response_url_takes_five_posts_with_text_within_thirty_minutes(
+    standin: SlackStandIn,
+) -> None:
+    webhook = AsyncWebhookClient(standin.response_url("click-1"))
+    assert (await webhook.send(response_type="ephemeral")).body == "no_text"
+    bad = await webhook.send(text="x", blocks=[{"type": "nope"}])
+    assert (bad.status_code, bad.body) == (400, "invalid_blocks")
+    for i in range(5):
+        assert (await webhook.send(text=f"answer {i}")).status_code == 200
+    used = await webhook.send(text="a sixth")
+    assert (used.status_code, used.body) == (404, "used_url")
+    late = AsyncWebhookClient(standin.response_url("click-2"))
+    standin.expire_response_url("click-2")
+    assert (await late.send(text="too late")).body == "expired_url"
+    unknown = AsyncWebhookClient(f"{standin.base_url}/response/never-handed-out")
+    assert (await unknown.send(text="x")).body == "invalid_url"
+    errors = [c.error for c in standin.calls if c.method.startswith("response_url:")]
+    assert errors == ["no_text", "invalid_blocks", None, None, None, None, None, "used_url",
+                      "expired_url", "invalid_url"]
+
+
+async def test_an_alt_txt_over_1000_characters_is_refused(client: AsyncWebClient) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        await client.files_upload_v2(content=b"png", filename="c.png", alt_txt="x" * 1001)
+    assert refused.value.response["error"] == "alt_txt_too_large"
+    done = await client.files_upload_v2(content=b"png", filename="c.png", alt_txt="A chart.")
+    assert done["file"]["alt_txt"] == "A chart."
+
+
 # ------------------------------------------------------------------ auth and failures
 
 
