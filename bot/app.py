@@ -22,7 +22,7 @@ from bot.flags import WEBHOOK, FlagsFile, Webhooks, read_document
 from bot.metrics import Metrics
 from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
 from bot.server import build_web_app
-from bot.services import incident_outbox
+from bot.services import incident_outbox, responses
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
 from bot.services.gates import GATES, SOAK, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
@@ -128,7 +128,7 @@ class RolloutBot:
             self.clock,
             self.metrics,
             poll_seconds=self.poll_seconds,
-            senders=incident_outbox.SENDERS,
+            senders={**incident_outbox.SENDERS, **responses.SENDERS},
         )
         self.scheduler = Scheduler(sessions, self.clock, poll_seconds=self.poll_seconds)
         self.scheduler.on(GATES, self.gates.tick)

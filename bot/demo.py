@@ -162,6 +162,7 @@ class Transcript:
         self.hold = hold
         self.places: dict[str, str] = {}  # channel id → "#deployments", "DM @Forge"
         self.threads: dict[str, str] = {}  # thread ts → what its parent was about
+        self.answers: dict[str, str] = {}  # response_url tag → where it shows, and to whom
         self.last_checkpoint: datetime | None = None
         self.skipped_checkpoints = 0
         self.on_message: list[Callable[[Call, datetime], None]] = []
@@ -259,7 +260,9 @@ class Transcript:
             who = self.name(str(params.get("user", "")))
             self.say(f"{where} (only {who} sees)", self._render(params), at, row)
         elif method.startswith("response_url:"):
-            self.say("(only you see)", self._render(params))
+            at, row = self._when(str(params.get("text", "")))
+            where = self.answers.get(method.split(":", 1)[1], "(only you see)")
+            self.say(where, self._render(params), at, row)
         elif method == "files.completeUploadExternal":
             comment = str(params.get("initial_comment") or "")
             at, row = self._when(comment)
@@ -337,6 +340,13 @@ class Person:
         self.user = user
         self.http = http
         self.name = demo.transcript.name(user)
+        self._answers = itertools.count(1)
+
+    def response_url(self, where: str) -> str:
+        """A fresh response_url for one interaction (Slack gives each its own)."""
+        tag = f"{self.name.lower()}-{next(self._answers)}"
+        self.demo.transcript.answers[tag] = f"{where} (only {self.name} sees)"
+        return self.demo.standin.response_url(tag)
 
     async def type(self, command: str) -> str:
         """Type a slash command in #deployments; print it and the reply only they see."""
@@ -348,7 +358,7 @@ class Person:
             user_id=self.user,
             user_name=self.name.lower(),
             channel_id=demo.channel_id,
-            response_url=demo.standin.response_url(f"{self.name.lower()}"),
+            response_url=self.response_url("#deployments"),
         )
         reply = await self._post(body)
         text = render(reply, names=demo.transcript.names) if isinstance(reply, dict) else reply
@@ -367,7 +377,7 @@ class Person:
             user_name=self.name.lower(),
             channel_id=channel,
             message_ts=ts,
-            response_url=demo.standin.response_url(f"{self.name.lower()}"),
+            response_url=self.response_url(demo.transcript.place(channel)),
         )
         await self._post(body)
 

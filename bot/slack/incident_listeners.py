@@ -1,5 +1,6 @@
-"""Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h): ack first,
-call the incident service, tell the person who clicked what happened."""
+"""Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h) on the
+incident's message, its pages and the App Home: ack first, call the incident service, tell
+the person who clicked what happened (`bot.slack.answers`)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,32 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
 from bot.services.incidents import Answer, IncidentService
 from bot.services.rollouts import RolloutService
 from bot.slack import actions
+from bot.slack.answers import HomeNotice, answer_click
 
 log = logging.getLogger(__name__)
 
 
 def register_incident_actions(
-    app: AsyncApp, incidents: IncidentService, service: RolloutService, metrics: Metrics
+    app: AsyncApp,
+    incidents: IncidentService,
+    service: RolloutService,
+    metrics: Metrics,
+    home: HomeNotice | None = None,
 ) -> None:
+    """`home`: publishes the clicker's Home tab with the answer on it, for clicks there."""
+
     @app.action(re.compile("^(" + "|".join(actions.INCIDENT_ALL) + ")$"))
     async def on_incident_button(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
         user = str(body.get("user", {}).get("id", ""))
-        channel = str(body.get("channel", {}).get("id") or service.channel)
         try:
             value = actions.IncidentButtonValue.decode(str(action.get("value", "")))
         except ValueError:
@@ -43,4 +51,4 @@ def register_incident_actions(
             answer = await incidents.silence(value.incident, user)
             verb = "silence"
         metrics.commands.labels(verb, "ok" if answer.ok else "refused").inc()
-        await service.tell(channel, user, answer.text)
+        await answer_click(service, body, user, answer.text, client=client, home=home)

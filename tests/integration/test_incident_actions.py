@@ -118,13 +118,16 @@ async def test_only_the_chain_and_operators_may_respond(
 async def click(
     http: aiohttp.ClientSession,
     bot: RolloutBot,
+    standin: SlackStandIn,
     dm: dict[str, object],
     action_id: str,
     user: str,
-) -> int:
+) -> str:
+    """Press a button on a page; returns the tag of the click's response_url."""
     blocks = dm["blocks"]
     assert isinstance(blocks, list)
     button = next(b for b in blocks[-1]["elements"] if b["action_id"] == action_id)
+    tag = f"{user}-{time.monotonic_ns()}"
     body = block_action_body(
         action_id,
         button["value"],
@@ -132,9 +135,18 @@ async def click(
         channel_id="D0" + user,
         message_ts="1700000000.000200",
         action_ts=f"{time.time():.6f}",
+        response_url=standin.response_url(tag),
     )
     status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
-    return status
+    assert status == 200
+    return tag
+
+
+async def told(standin: SlackStandIn, tag: str) -> str:
+    """What a click was answered, only to the clicker, through its response_url."""
+    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=10)
+    assert (call.params["response_type"], call.params["replace_original"]) == ("ephemeral", False)
+    return str(call.params["text"])
 
 
 async def test_the_page_buttons_acknowledge_silence_and_resolve(
@@ -147,9 +159,8 @@ async def test_the_page_buttons_acknowledge_silence_and_resolve(
     (page,) = dms(standin)
 
     # Silence: nobody is paged for an hour; then the chain starts again from the top.
-    assert await click(http, bot, page, actions.INCIDENT_SILENCE, "U0FORGE") == 200
-    told = await standin.wait_for("chat.postEphemeral")
-    assert "Silenced incident #1" in told[-1].params["text"]
+    tag = await click(http, bot, standin, page, actions.INCIDENT_SILENCE, "U0FORGE")
+    assert "Silenced incident #1" in await told(standin, tag)
     await settle(bot)
     assert "Silenced until" in str(updates(standin)[-1]["blocks"])
     for _ in range(59):
@@ -161,19 +172,18 @@ async def test_the_page_buttons_acknowledge_silence_and_resolve(
     assert [p["channel"] for p in dms(standin)] == ["U0FORGE", "U0FORGE"]
 
     # Acknowledge from the page.
-    assert await click(http, bot, page, actions.INCIDENT_ACK, "U0FORGE") == 200
-    told = await standin.wait_for("chat.postEphemeral", count=2)
-    assert told[-1].params["text"].startswith("Acknowledged incident #1")
+    tag = await click(http, bot, standin, page, actions.INCIDENT_ACK, "U0FORGE")
+    assert (await told(standin, tag)).startswith("Acknowledged incident #1")
     await settle(bot)
     assert "Acknowledged by <@U0FORGE>" in str(updates(standin)[-1]["blocks"])
     # A stale button press on a second copy of the page changes nothing.
-    assert await click(http, bot, page, actions.INCIDENT_ACK, "U0HUDSON") == 200
-    told = await standin.wait_for("chat.postEphemeral", count=3)
-    assert "already acknowledged by <@U0FORGE>" in told[-1].params["text"]
+    tag = await click(http, bot, standin, page, actions.INCIDENT_ACK, "U0HUDSON")
+    assert "already acknowledged by <@U0FORGE>" in await told(standin, tag)
 
     # Resolve.
-    assert await click(http, bot, page, actions.INCIDENT_RESOLVE, "U0FORGE") == 200
-    await standin.wait_for("chat.postEphemeral", count=4)
+    tag = await click(http, bot, standin, page, actions.INCIDENT_RESOLVE, "U0FORGE")
+    await told(standin, tag)
+    assert not standin.calls_to("chat.postEphemeral")  # nothing needed the bot in a channel
     await settle(bot)
     (incident,) = await incidents(bot)
     assert (incident.state, incident.acked_by, incident.resolved_by) == (
