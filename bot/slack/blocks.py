@@ -129,25 +129,37 @@ def rollout_buttons(spec: RolloutSpec, status: RolloutStatus) -> list[Block]:
     value = actions.ButtonValue(spec.name, status.version).encode()
     buttons: list[Block] = []
     if status.state is State.PROGRESSING:
-        buttons.append(button("Advance to next", actions.ADVANCE, value, "primary"))
-        buttons.append(button("Pause", actions.PAUSE, value))
+        advance = button("Advance to next", actions.ADVANCE, value, "primary")
+        advance["confirm"] = advance_confirm(spec, status)
+        buttons.append(advance)
+        buttons.append(button("Pause", actions.PAUSE, value))  # asks why in a modal
     if status.state is State.PAUSED:
         buttons.append(button("Resume", actions.RESUME, value, "primary"))
     if status.percent > 0 and status.state is not State.ROLLED_BACK:
-        rollback = button("Roll back", actions.ROLLBACK, value, "danger")
-        rollback["confirm"] = {
-            "title": {"type": "plain_text", "text": "Roll back?"},
-            "text": {
-                "type": "mrkdwn",
-                "text": f"Roll *{spec.name}* back from {status.percent} % to 0 %? "
-                "It stays held until someone starts it again.",
-            },
-            "confirm": {"type": "plain_text", "text": "Roll back"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-            "style": "danger",
-        }
-        buttons.append(rollback)
+        # Asks why in a modal, which is its confirmation too (`bot.slack.reason_modal`).
+        buttons.append(button("Roll back", actions.ROLLBACK, value, "danger"))
     return buttons
+
+
+def advance_confirm(spec: RolloutSpec, status: RolloutStatus) -> Block:
+    """The dialog Slack shows before an Advance click is sent: where to, and what it means."""
+    index = status.stage_index
+    stages = spec.plan.stages
+    if index is not None and index + 1 < len(stages):
+        where = f"from {status.percent} % to {stages[index + 1].percent} % of traffic"
+    else:
+        where = f"past its last stage ({status.percent} %)"
+    return {
+        "title": {"type": "plain_text", "text": "Advance?"},
+        "text": {
+            "type": "mrkdwn",
+            "text": f"Advance *{spec.name}* {where}? The gates are checked first; "
+            "the soak starts again at the new stage.",
+        },
+        "confirm": {"type": "plain_text", "text": "Advance"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "primary",
+    }
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:

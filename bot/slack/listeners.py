@@ -18,18 +18,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
 from bot.services.rollouts import Actor, RolloutService
-from bot.slack import actions
+from bot.slack import actions, reason_modal
+from bot.slack.answers import answer_click
 from bot.slack.app_home import AppHome
 from commands.handle import Handler, Reply
 
 log = logging.getLogger(__name__)
 
 ACK_BUDGET_SECONDS = 2.5  # Slack waits 3 s for the ack
-_BUTTON_TEXT = {
+_BUTTON_TEXT = {  # Pause and Roll back ask for the reason first (`bot.slack.reason_modal`)
     actions.ADVANCE: "advance next {name}",
-    actions.PAUSE: "pause {name} paused from the thread's button",
     actions.RESUME: "resume {name}",
-    actions.ROLLBACK: "rollback {name} rolled back from the thread's button",
 }
 
 
@@ -82,7 +81,9 @@ def build_app(
         await ack(response_type="ephemeral", text=reply.text, blocks=reply.blocks or None)
 
     @app.action(re.compile("^(" + "|".join(actions.ALL) + ")$"))
-    async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         await ack()
         user = str(body.get("user", {}).get("id", ""))
         channel = str(body.get("channel", {}).get("id") or service.channel)
@@ -91,6 +92,10 @@ def build_app(
         except ValueError:
             log.warning("ignoring a button with a value we did not write: %r", action)
             return
+        if action["action_id"] in reason_modal.VERBS:  # Pause, Roll back: ask why first
+            verb = reason_modal.VERBS[action["action_id"]]
+            await reason_modal.open_reason_modal(client, service, body, verb, value)
+            return
         message_ts = body.get("container", {}).get("message_ts", "")
         key = f"button:{channel}:{message_ts}:{action.get('action_ts', '')}"
         text = _BUTTON_TEXT[action["action_id"]].format(name=value.rollout)
@@ -98,7 +103,9 @@ def build_app(
             text, Actor(user, "button"), dedup_key=key, expected_version=value.version
         )
         _count(metrics, reply)
-        await service.tell(channel, user, reply.text)
+        await answer_click(service, body, user, reply.text)
+
+    reason_modal.register_reason_modal(app, handler, service, metrics)
 
     if home is not None:
 

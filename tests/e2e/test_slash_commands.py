@@ -15,11 +15,14 @@ import pytest
 from bot.app import RolloutBot
 from bot.slack.standin import SlackStandIn
 from tests.conftest import SECRET, BotFactory, SlackUser
+from tests.support.incidents import settle
 from tests.support.slack_requests import (
     block_action_body,
+    new_trigger_id,
     post_signed,
     signed_headers,
     slash_body,
+    view_submission_body,
 )
 
 ONE_ROLLOUT = """
@@ -390,6 +393,9 @@ async def test_two_concurrent_advances_one_wins(
     assert (state["percent"], state["version"]) == (10, 2)
 
 
+_answers = iter(range(1, 1_000_000))
+
+
 async def click(
     http: aiohttp.ClientSession,
     bot: RolloutBot,
@@ -397,12 +403,17 @@ async def click(
     action_id: str,
     user: str = "U0CORA",
     action_ts: str | None = None,
-) -> int:
+    trigger_id: str | None = None,
+) -> tuple[int, str]:
+    """Click a button on the rollout's thread parent as drawn now. Returns the HTTP status
+    and the tag of the click's response_url (its posts are `response_url:<tag>` calls)."""
+    await settle(bot)  # the parent as the bot last drew it has reached Slack
     parent = (await standin.wait_for("chat.postMessage", lambda c: "thread_ts" not in c.params))[0]
     message_ts = parent.response["ts"]
     latest = standin.calls_to("chat.update") or [parent]
     buttons = next(b for b in latest[-1].params["blocks"] if b["type"] == "actions")["elements"]
     button = next(b for b in buttons if b["action_id"] == action_id)
+    tag = f"click-{next(_answers)}"
     body = block_action_body(
         action_id,
         button["value"],
@@ -410,9 +421,31 @@ async def click(
         channel_id=parent.response["channel"],
         message_ts=message_ts,
         action_ts=action_ts or f"{time.time():.6f}",
+        response_url=standin.response_url(tag),
+        trigger_id=trigger_id,
     )
     status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
-    return status
+    return status, tag
+
+
+async def answered(standin: SlackStandIn, tag: str) -> str:
+    """What the clicker was told through the click's response_url: ephemeral, the buttons'
+    message left as it was."""
+    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=10)
+    assert call.params["response_type"] == "ephemeral", call.params
+    assert call.params["replace_original"] is False, call.params
+    return str(call.params["text"])
+
+
+async def submit(
+    http: aiohttp.ClientSession,
+    bot: RolloutBot,
+    view: dict[str, Any],
+    reason: str | None,
+    user: str = "U0CORA",
+) -> tuple[int, Any]:
+    body = view_submission_body(view, {"reason": {"reason": reason}}, user_id=user)
+    return await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
 
 
 async def test_buttons_take_the_same_path_as_commands(
@@ -420,35 +453,155 @@ async def test_buttons_take_the_same_path_as_commands(
 ) -> None:
     bot = await make_bot(ONE_ROLLOUT)
     await SlackUser(http, bot, "U0CORA").say("start")
-    assert await click(http, bot, standin, "rollout_advance_next") == 200
+    status, tag = await click(http, bot, standin, "rollout_advance_next")
+    assert status == 200
     await standin.wait_for("chat.update")
     assert (await api(http, bot, "/api/rollouts/phase-4"))["percent"] == 10
-    ephemeral = await standin.wait_for("chat.postEphemeral")
-    assert ephemeral[0].params["user"] == "U0CORA"
-    assert "now progressing at 10 %" in ephemeral[0].params["text"]
+    assert "now progressing at 10 %" in await answered(standin, tag)
     texts = await thread_texts(standin, 2)
     assert texts[-1].startswith("<@U0CORA> advanced phase-4 5 % → 10 % (button)")
+    assert not standin.calls_to("chat.postEphemeral")  # no channel membership needed
 
     # A stranger's click is refused like a stranger's command.
-    assert await click(http, bot, standin, "rollout_pause", user="U0STRANGER") == 200
-    refused = await standin.wait_for("chat.postEphemeral", count=2)
-    assert "You may not pause a rollout" in refused[-1].params["text"]
+    view = await open_modal(http, bot, standin, "rollout_pause", user="U0STRANGER")
+    status, _ = await submit(http, bot, view, "", user="U0STRANGER")
+    assert status == 200
+    assert "You may not pause a rollout" in await answered(standin, modal_answer_tag(view))
 
-    # The rollback button carries a confirmation dialog, and holds the rollout at 0 %.
+    # The Advance button asks first; the rollback's modal says what it does and holds at 0 %.
     latest = standin.calls_to("chat.update")[-1].params["blocks"]
-    rollback = next(
-        e
-        for b in latest
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == "rollout_rollback"
+    elements = {
+        e["action_id"]: e for b in latest if b["type"] == "actions" for e in b["elements"]
+    }
+    assert elements["rollout_advance_next"]["confirm"]["text"]["text"] == (
+        "Advance *phase-4* from 10 % to 25 % of traffic? The gates are checked first; "
+        "the soak starts again at the new stage."
     )
-    assert rollback["confirm"]["confirm"]["text"] == "Roll back"
-    assert await click(http, bot, standin, "rollout_rollback", user="U0FORGE") == 200
-    await standin.wait_for("chat.postEphemeral", count=3)
+    view = await open_modal(http, bot, standin, "rollout_rollback", user="U0FORGE")
+    assert "Roll *phase-4* back from 10 % to 0 %?" in view["blocks"][0]["text"]["text"]
+    status, reply = await submit(http, bot, view, "error budget burning", user="U0FORGE")
+    assert (status, reply) == (200, "")  # the modal closes
+    assert "rolled back to 0 %" in await answered(standin, modal_answer_tag(view))
     state = await api(http, bot, "/api/rollouts/phase-4")
     assert (state["state"], state["percent"]) == ("rolled_back", 0)
     assert state["events"][-1]["source"] == "button"
+
+
+async def open_modal(
+    http: aiohttp.ClientSession,
+    bot: RolloutBot,
+    standin: SlackStandIn,
+    action_id: str,
+    user: str = "U0CORA",
+) -> dict[str, Any]:
+    """Click Pause or Roll back: the modal Slack opened for the click's trigger_id."""
+    before = len(standin.calls_to("views.open"))
+    trigger = new_trigger_id()
+    status, _ = await click(http, bot, standin, action_id, user=user, trigger_id=trigger)
+    assert status == 200
+    opened = (await standin.wait_for("views.open", count=before + 1))[before]
+    assert opened.params["trigger_id"] == trigger
+    assert opened.response["ok"], opened.response
+    view: dict[str, Any] = opened.response["view"]
+    return view
+
+
+def modal_answer_tag(view: dict[str, Any]) -> str:
+    """The response_url tag of the click that opened this modal."""
+    url = json.loads(view["private_metadata"])["u"]
+    return str(url).rsplit("/", 1)[-1]
+
+
+async def test_pause_and_roll_back_ask_why_and_the_audit_log_keeps_it(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    await SlackUser(http, bot, "U0CORA").say("start")
+
+    # Pause: the reason is optional.
+    view = await open_modal(http, bot, standin, "rollout_pause")
+    (field,) = [b for b in view["blocks"] if b["type"] == "input"]
+    assert field["optional"] is True and field["label"]["text"] == "Why pause it?"
+    assert json.loads(view["private_metadata"])["v"] == 1  # the version the button was drawn at
+    assert (await api(http, bot, "/api/rollouts/phase-4"))["state"] == "progressing"  # not yet
+    status, reply = await submit(http, bot, view, "waiting for <!here> & the on-call")
+    assert (status, reply) == (200, "")
+    assert "now paused at 5 %" in await answered(standin, modal_answer_tag(view))
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["state"], state["events"][-1]["reason"]) == (
+        "paused", "waiting for <!here> & the on-call"
+    )
+    texts = await thread_texts(standin, 2)
+    assert "Reason: waiting for &lt;!here&gt; &amp; the on-call" in texts[-1]  # pings no one
+
+    # An empty pause reason is fine, and stays empty (no made-up text in the audit log).
+    await SlackUser(http, bot, "U0CORA").say("resume")
+    view = await open_modal(http, bot, standin, "rollout_pause")
+    assert (await submit(http, bot, view, None)) == (200, "")
+    await answered(standin, modal_answer_tag(view))
+    events = (await api(http, bot, "/api/rollouts/phase-4"))["events"]
+    assert (events[-1]["verb"], events[-1]["reason"]) == ("pause", "")
+
+    # Roll back: the reason is required; a blank one is sent back under the field.
+    await SlackUser(http, bot, "U0CORA").say("resume")
+    view = await open_modal(http, bot, standin, "rollout_rollback")
+    (field,) = [b for b in view["blocks"] if b["type"] == "input"]
+    assert field["optional"] is False
+    for blank in (None, "", "   \n  "):
+        status, reply = await submit(http, bot, view, blank)
+        assert status == 200
+        assert reply == {
+            "response_action": "errors",
+            "errors": {"reason": "Say why: the reason goes in the audit log and the thread."},
+        }
+    status, reply = await submit(http, bot, view, "x" * 501)
+    assert reply["response_action"] == "errors" and "under 501 characters" in str(reply)
+    assert (await api(http, bot, "/api/rollouts/phase-4"))["state"] == "progressing"
+    assert (await submit(http, bot, view, "error budget\nburning at 5 %")) == (200, "")
+    assert "rolled back to 0 %" in await answered(standin, modal_answer_tag(view))
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["state"], state["events"][-1]["reason"]) == (
+        "rolled_back", "error budget burning at 5 %"
+    )
+
+
+async def test_a_modal_submitted_after_someone_moved_the_rollout_does_nothing(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start")
+    view = await open_modal(http, bot, standin, "rollout_rollback", user="U0FORGE")
+    assert "progressing at 10 %" in await cora.say("advance next")
+    assert (await submit(http, bot, view, "too slow", user="U0FORGE")) == (200, "")
+    told = await answered(standin, modal_answer_tag(view))
+    assert "phase-4 moved while you were acting" in told and "Nothing was done" in told
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["state"], state["percent"]) == ("progressing", 10)
+    # Submitted twice (a double click on Submit), it acts once.
+    view = await open_modal(http, bot, standin, "rollout_pause", user="U0FORGE")
+    await asyncio.gather(
+        submit(http, bot, view, "lunch", user="U0FORGE"),
+        submit(http, bot, view, "lunch", user="U0FORGE"),
+    )
+    await standin.wait_for(f"response_url:{modal_answer_tag(view)}", count=2)
+    events = (await api(http, bot, "/api/rollouts/phase-4"))["events"]
+    assert [e["verb"] for e in events] == ["start", "advance", "pause"]
+
+
+async def test_a_button_whose_trigger_slack_refuses_says_what_to_type(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    await SlackUser(http, bot, "U0CORA").say("start")
+    await open_modal(http, bot, standin, "rollout_pause")
+    used = standin.calls_to("views.open")[-1].params["trigger_id"]
+    status, tag = await click(http, bot, standin, "rollout_pause", trigger_id=used)
+    assert status == 200
+    assert standin.calls_to("views.open")[-1].error == "exchanged_trigger_id"
+    assert "Type `/rollout pause phase-4 -- waiting for on-call` instead." in (
+        await answered(standin, tag)
+    )
 
 
 async def test_a_double_click_acts_once(
@@ -457,13 +610,12 @@ async def test_a_double_click_acts_once(
     bot = await make_bot(ONE_ROLLOUT)
     await SlackUser(http, bot, "U0CORA").say("start")
     await standin.wait_for("chat.postMessage", count=2)
-    statuses = await asyncio.gather(
+    clicks = await asyncio.gather(
         click(http, bot, standin, "rollout_advance_next", action_ts="1.000001"),
         click(http, bot, standin, "rollout_advance_next", action_ts="1.000002"),
     )
-    assert statuses == [200, 200]
-    ephemerals = await standin.wait_for("chat.postEphemeral", count=2)
-    texts = sorted(e.params["text"] for e in ephemerals)
+    assert [status for status, _ in clicks] == [200, 200]
+    texts = sorted([await answered(standin, tag) for _, tag in clicks])
     assert texts[0].startswith("Done: phase-4 is now progressing at 10 %")
     assert "moved while you were acting" in texts[1]
     state = await api(http, bot, "/api/rollouts/phase-4")

@@ -224,3 +224,45 @@ async def post_signed(
         if resp.content_type == "application/json" and text:
             return resp.status, json.loads(text)
         return resp.status, text
+
+
+def view_submission_payload(
+    view: dict[str, Any],
+    values: dict[str, dict[str, str | None]],
+    *,
+    user_id: str = "U0CORA",
+    user_name: str = "cora",
+) -> dict[str, Any]:
+    """A ``view_submission`` payload: `user_id` pressed Submit on `view` (a view object as
+    views.open answered it) with `values` typed, ``{block_id: {action_id: text}}``."""
+    state = {
+        block: {
+            action: {"type": "plain_text_input", "value": text}
+            for action, text in fields.items()
+        }
+        for block, fields in values.items()
+    }
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": TEAM_ID},
+        "api_app_id": API_APP_ID,
+        "token": LEGACY_VERIFICATION_TOKEN,
+        "trigger_id": new_trigger_id(),
+        "view": {**view, "state": {"values": state}},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def view_submission_body(
+    view: dict[str, Any],
+    values: dict[str, dict[str, str | None]],
+    *,
+    user_id: str = "U0CORA",
+    user_name: str = "cora",
+) -> str:
+    """A view submission's form body: ``payload=<urlencoded JSON>``."""
+    payload = view_submission_payload(view, values, user_id=user_id, user_name=user_name)
+    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
