@@ -5,6 +5,8 @@ can be edited in place), replies in its thread, and pages to a user group.
   belongs to no rollout (or the rollout has no thread yet); remember where it went.
 - `incident_update`: `chat.update` of that message, in place.
 - `incident_reply`: a reply in the thread the incident message lives in.
+- `page_update`: edit in place the pages one person got for an incident, once someone
+  acknowledged or resolved it (each page's place is remembered when it is posted).
 - `group_page`: resolve a user group with `usergroups.users.list` at page time and queue
   one direct message per member (Slack has no DM to a group), in the transaction that marks
   the group page delivered: a member whose message fails is retried alone, and nobody is
@@ -22,7 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.escalation import ChainSnapshot
-from bot.services.incidents import BOT
+from bot.services.incidents import BOT, view_of
 from bot.services.outbox import (
     PERMANENT_ERRORS,
     OutboxWorker,
@@ -30,8 +32,15 @@ from bot.services.outbox import (
     classify,
     message_fields,
 )
-from bot.slack.incident_blocks import nobody_paged_message
+from bot.slack.incident_blocks import (
+    nobody_paged_message,
+    page_dm,
+    page_ref,
+    page_refs_of,
+    parse_page_ref,
+)
 from storage.incidents import Incidents
+from storage.message_refs import refs_starting
 from storage.models import OutboxRow
 from storage.repository import Repository
 
@@ -93,6 +102,26 @@ async def reply_incident(worker: OutboxWorker, row: OutboxRow) -> None:
     await worker.client.chat_postMessage(channel=channel, thread_ts=thread, **message_fields(row))
 
 
+async def update_pages(worker: OutboxWorker, row: OutboxRow) -> None:
+    """Edit the pages one person got for an incident, in place, to what they say now that
+    someone answered (see `incident_blocks.page_dm`)."""
+    incident_id, user = int(row.payload["incident"]), str(row.payload["user"])
+    async with worker.sessions() as session:
+        incident = await Incidents(session).get(incident_id)
+        refs = await refs_starting(session, page_refs_of(incident_id, user))
+    if incident is None:
+        return
+    view, snapshot = view_of(incident), ChainSnapshot.from_json(incident.chain)
+    for ref in refs:
+        parsed = parse_page_ref(ref.ref)
+        if parsed is None or parsed[1] != user:
+            continue
+        message = page_dm(view, parsed[2], parsed[3], snapshot)
+        await worker.client.chat_update(
+            channel=ref.channel, ts=ref.ts, text=message["text"], blocks=message["blocks"]
+        )
+
+
 async def page_group(worker: OutboxWorker, row: OutboxRow) -> None:
     group = str(row.payload["group"])
     try:
@@ -110,8 +139,12 @@ async def page_group(worker: OutboxWorker, row: OutboxRow) -> None:
         if not await _expand_once(session, row.id, now):
             return  # another delivery of this row already queued the pages
         repo = Repository(session)
+        incident, level, round_ = (
+            int(row.payload.get(k, 0)) for k in ("incident", "level", "round")
+        )
         for user in members:
-            repo.enqueue(user, "message", message_fields(row), now)
+            ref = page_ref(incident, user, level, round_)
+            repo.enqueue(user, "message", {**message_fields(row), "ref": ref}, now)
         if not members:
             await _nobody_paged(session, row, group, problem, now)
 
@@ -170,4 +203,5 @@ SENDERS: dict[str, Sender] = {
     "incident_update": update_incident,
     "incident_reply": reply_incident,
     "group_page": page_group,
+    "page_update": update_pages,
 }

@@ -31,6 +31,7 @@ from bot.domain.escalation import (
 from bot.domain.rollout import OpenIncident, RolloutSpec
 from bot.slack import incident_blocks as render
 from storage.incidents import IncidentRow, Incidents
+from storage.message_refs import refs_starting
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)
@@ -410,6 +411,26 @@ class IncidentService:
                 incidents.log(row.id, now, "reminded", BOT, target=action.user)
         if edit:
             self._edit(session, row, now)
+            if render.answered(view_of(row)):
+                await self._edit_pages(session, row, now)
+
+    async def _edit_pages(self, session: AsyncSession, row: IncidentRow, now: datetime) -> None:
+        """Edit every page of the incident in place: who took it replaces the buttons. One
+        edit per person paged, queued behind their pages, so each page is posted (and its
+        place remembered) before it is edited."""
+        paged = {
+            entry.target
+            for entry in await Incidents(session).logs(row.id)
+            if entry.verb == "paged" and entry.target[:1] in ("U", "W")
+        }
+        # Members of a paged user group, whose pages went out one by one.
+        for ref in await refs_starting(session, render.page_refs_of(row.id)):
+            parsed = render.parse_page_ref(ref.ref)
+            if parsed is not None:
+                paged.add(parsed[1])
+        repo = Repository(session)
+        for user in sorted(paged):
+            repo.enqueue(user, "page_update", {"incident": row.id, "user": user}, now)
 
     def _page(
         self,
@@ -422,7 +443,9 @@ class IncidentService:
         dm = render.page_dm(view, page.level, page.round, snapshot)
         target = page.target
         if target.kind is TargetKind.USER:
-            repo.enqueue(target.target, "message", dm, now)
+            # Remembered where it lands, to be edited in place once someone answers.
+            ref = render.page_ref(view.id, target.target, page.level, page.round)
+            repo.enqueue(target.target, "message", {**dm, "ref": ref}, now)
         else:
             # Who is in the group is asked when the page goes out; the incident and the
             # channel let an empty group be said in the incident's thread.

@@ -14,6 +14,7 @@ from bot.slack import actions
 from bot.slack.blocks import Block, button, context, mention, section, slack_date
 
 MAX_ALERTS_SHOWN = 10
+PAGE_REF = "page:"  # page DMs are remembered as page:<incident>:<user>:<level>:<round>
 _KIND_WORDS = {
     "automatic_rollback": "automatic rollback",
     "no_data": "a gate has had no data past its grace period",
@@ -120,9 +121,49 @@ def incident_buttons(view: IncidentView) -> list[Block]:
     return buttons
 
 
+def page_ref(incident: int, user: str, level: int, round: int) -> str:
+    """The name a page's direct message is remembered by, to edit it once answered."""
+    return f"{PAGE_REF}{incident}:{user}:{level}:{round}"
+
+
+def page_refs_of(incident: int, user: str | None = None) -> str:
+    """The start of the page references of an incident (of one person's pages, with `user`)."""
+    return f"{PAGE_REF}{incident}:" + (f"{user}:" if user is not None else "")
+
+
+def parse_page_ref(ref: str) -> tuple[int, str, int, int] | None:
+    """(incident, user, level, round) from `page_ref`; None for any other reference."""
+    parts = ref.removeprefix(PAGE_REF).split(":") if ref.startswith(PAGE_REF) else []
+    if len(parts) != 4 or not all(p.isdigit() for p in (parts[0], parts[2], parts[3])):
+        return None
+    return int(parts[0]), parts[1], int(parts[2]), int(parts[3])
+
+
+def answered(view: IncidentView) -> bool:
+    """Someone took it: acknowledged or resolved. Its pages then show who, not buttons."""
+    return view.state in (IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED)
+
+
+def answered_line(view: IncidentView) -> str:
+    """Who took the incident and when, as its message in the thread says it."""
+    return status_line(view).rsplit(" · Opened ", 1)[0]
+
+
 def page_dm(view: IncidentView, level: int, round: int, snapshot: ChainSnapshot) -> dict[str, Any]:
-    """The direct message to the person paged."""
+    """The direct message to the person paged. Once someone acknowledges or resolves the
+    incident, the page is edited to this same function's answer: its buttons give way to who
+    took it and when, as on the incident's message in the thread."""
     where = f" in *{view.rollout}*" if view.rollout else ""
+    if answered(view):
+        mark = "✅" if view.state is IncidentState.RESOLVED else "👀"
+        lines = [f"{mark} You were paged for incident {view.label}{where}: {view.summary}"]
+        if view.detail:
+            lines.append(view.detail)
+        line = answered_line(view)
+        return {
+            "text": f"{mark} Incident {view.label}: {view.summary} — {_plain(line)}",
+            "blocks": [section("\n".join(lines)), context(line)],
+        }
     lines = [
         f"🚨 You are on call for incident {view.label}{where}: {view.summary}",
         _level_words(level, round, snapshot)

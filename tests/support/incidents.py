@@ -49,6 +49,16 @@ def dms(standin: SlackStandIn) -> list[dict[str, Any]]:
 
 
 def updates(standin: SlackStandIn) -> list[dict[str, Any]]:
+    """Edits of messages in channels (the incident's message, a rollout's parent)."""
+    return [p for p in all_updates(standin) if not str(p.get("channel", "")).startswith("D")]
+
+
+def dm_updates(standin: SlackStandIn) -> list[dict[str, Any]]:
+    """Edits of direct messages (pages, once someone answered)."""
+    return [p for p in all_updates(standin) if str(p.get("channel", "")).startswith("D")]
+
+
+def all_updates(standin: SlackStandIn) -> list[dict[str, Any]]:
     return [c.params for c in standin.calls_to("chat.update") if not c.failed]
 
 
