@@ -28,7 +28,12 @@ from bot.services.gates import GATES, SOAK, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
 from bot.services.incidents import TIMER_KIND, IncidentService
 from bot.services.outbox import OutboxWorker
-from bot.services.overview import OverviewSource, gate_states, open_incidents
+from bot.services.overview import (
+    OverviewSource,
+    gate_states,
+    open_incidents,
+    rollout_threads,
+)
 from bot.services.rollouts import RolloutService
 from bot.services.scheduler import Scheduler
 from bot.settings import Settings
@@ -161,6 +166,7 @@ class RolloutBot:
             gates=gate_states(self.gates, self.service),
             incidents=open_incidents(sessions),
         )
+        self.home = AppHome(self.overview, threads=rollout_threads(self.service))
         self.bolt = build_app(
             token=token,
             signing_secret=self.signing_secret or "unused-in-socket-mode",
@@ -169,9 +175,11 @@ class RolloutBot:
             handler=self.handler,
             service=self.service,
             metrics=self.metrics,
-            home=AppHome(self.overview),
+            home=self.home,
         )
-        register_incident_actions(self.bolt, self.incidents, self.service, self.metrics)
+        register_incident_actions(
+            self.bolt, self.incidents, self.service, self.metrics, home=self.home.notice
+        )
         am = self.config.alertmanager
         self.alert_intake = AlertIntake(
             self.incidents,

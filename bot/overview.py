@@ -54,12 +54,15 @@ class GateView:
 
 @dataclass(frozen=True)
 class IncidentView:
-    """An open incident; `holder` is the Slack user who acknowledged it ("" while nobody has)."""
+    """An open incident; `holder` is the Slack user who acknowledged it ("" while nobody has);
+    `paged`, the users its pages went to so far; `number`, what its buttons carry."""
 
     id: str
     summary: str
     holder: str = ""
     rollout: str = ""
+    paged: tuple[str, ...] = ()
+    number: int | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -20,7 +21,10 @@ from bot.overview import (
     build_overview,
 )
 from bot.services.rollouts import RolloutService
-from storage.incidents import Incidents
+from bot.slack.incident_blocks import page_refs_of, parse_page_ref
+from storage.incidents import IncidentLogRow, Incidents
+from storage.message_refs import refs_starting
+from storage.repository import Repository
 
 GateSource = Callable[[], Awaitable[Mapping[str, Sequence[GateView]]]]
 IncidentSource = Callable[[], Awaitable[Sequence[IncidentView]]]
@@ -98,13 +102,59 @@ def gate_states(gates: _GateStates, service: RolloutService) -> GateSource:
 
 
 def open_incidents(sessions: async_sessionmaker[AsyncSession]) -> IncidentSource:
-    """Every live incident (open or acknowledged), oldest first."""
+    """Every live incident (open or acknowledged), oldest first, with whom it paged."""
 
     async def read() -> Sequence[IncidentView]:
         async with sessions() as session:
             rows = await Incidents(session).live()
+            paged = await paged_users(session, [r.id for r in rows])
         return [
-            IncidentView(f"#{r.id}", r.summary, r.acked_by or "", r.rollout or "") for r in rows
+            IncidentView(
+                f"#{r.id}",
+                r.summary,
+                r.acked_by or "",
+                r.rollout or "",
+                paged=tuple(sorted(paged.get(r.id, ()))),
+                number=r.id,
+            )
+            for r in rows
         ]
+
+    return read
+
+
+async def paged_users(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, set[str]]:
+    """The users each incident paged so far: those its chain named, and the members of its
+    user groups that were sent a page."""
+    found: dict[int, set[str]] = {i: set() for i in incident_ids}
+    if not incident_ids:
+        return found
+    logged = await session.scalars(
+        select(IncidentLogRow).where(
+            IncidentLogRow.incident_id.in_(list(incident_ids)), IncidentLogRow.verb == "paged"
+        )
+    )
+    for entry in logged:
+        if entry.target[:1] in ("U", "W"):
+            found[entry.incident_id].add(entry.target)
+    for incident in incident_ids:
+        for ref in await refs_starting(session, page_refs_of(incident)):
+            parsed = parse_page_ref(ref.ref)
+            if parsed is not None:
+                found[incident].add(parsed[1])
+    return found
+
+
+def rollout_threads(service: RolloutService) -> Callable[[], Awaitable[dict[str, tuple[str, str]]]]:
+    """Where each rollout's thread is in the channel, (channel, ts), once it was posted."""
+
+    async def read() -> dict[str, tuple[str, str]]:
+        async with service.reader() as session:
+            rows = await Repository(session).rollouts(service.specs)
+        return {
+            r.name: (r.thread_channel, r.thread_ts)
+            for r in rows
+            if r.thread_channel and r.thread_ts
+        }
 
     return read

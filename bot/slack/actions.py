@@ -10,6 +10,7 @@ PAUSE = "rollout_pause"
 RESUME = "rollout_resume"
 ROLLBACK = "rollout_rollback"
 ALL = (ADVANCE, PAUSE, RESUME, ROLLBACK)
+OPEN_THREAD = "rollout_open_thread"  # a link button in the App Home: Slack opens the thread
 
 
 @dataclass(frozen=True)

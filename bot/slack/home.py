@@ -1,20 +1,26 @@
 """The App Home tab: the overview of every rollout for the person who opens it, as Block Kit.
 
-Pure: a function of the overview view-model and the viewer's user ID. Within Slack's limits
-for a Home view: at most 100 blocks, section text at most 3000 characters, header text at
-most 150; rollouts that do not fit fold into one "and N more" line.
+Pure: a function of the overview view-model and the viewer's user ID (and each rollout's
+thread link, and a notice after a click). At the top, the incidents paging the viewer, each
+with Acknowledge, and those they hold, each with Resolve; each rollout has a button to its
+thread in the channel. Within Slack's limits for a Home view: at most 100 blocks, section
+text at most 3000 characters, header text at most 150; rollouts that do not fit fold into
+one "and N more" line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.gates import held_words
 from bot.domain.rollout import State
 from bot.overview import IncidentView, Overview, RolloutView, verb_words
+from bot.slack import actions
 from bot.slack.blocks import (
     _STATE_MARK,
     Block,
+    button,
     context,
     escape,
     mention,
@@ -24,22 +30,31 @@ from bot.slack.blocks import (
 )
 
 VIEW_BLOCK_LIMIT = 100
+MAX_INCIDENTS_SHOWN = 10  # of each kind, at the top
 HEADER_LIMIT = 150
 _GATE_MARK = {"pass": "🟢", "fail": "🔴", "no_data": "⚪", "source_down": "⚠️"}
 
 
-def home_view(overview: Overview, user: str) -> dict[str, Any]:
-    """The `views.publish` view for `user`."""
+def home_view(
+    overview: Overview,
+    user: str,
+    *,
+    threads: Mapping[str, str] | None = None,
+    notice: str = "",
+) -> dict[str, Any]:
+    """The `views.publish` view for `user`. `threads`: each rollout's thread, as a link;
+    `notice`: what the viewer's last click there did, shown at the top."""
     top: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Rollouts"[:HEADER_LIMIT]}},
         context(
             f"Updated {slack_date(overview.now)} · act with `/rollout` "
             "(`/rollout help` lists every command)"
         ),
-        *_held_by(overview.incidents, user),
+        *([section(notice)] if notice else []),
+        *_for_you(overview.incidents, user),
         {"type": "divider"},
     ]
-    groups = [_rollout_blocks(r) for r in overview.rollouts]
+    groups = [_rollout_blocks(r, (threads or {}).get(r.name, "")) for r in overview.rollouts]
     body: list[Block] = []
     room = VIEW_BLOCK_LIMIT - len(top) - 1  # keep one block for "and N more"
     shown = 0
@@ -61,16 +76,35 @@ def home_view(overview: Overview, user: str) -> dict[str, Any]:
     return {"type": "home", "blocks": top + body}
 
 
-def _held_by(incidents: tuple[IncidentView, ...], user: str) -> list[Block]:
-    mine = [i for i in incidents if i.holder == user]
-    if not mine:
-        return [context("You hold no open incidents.")]
-    lines = [f"*Incidents you hold ({len(mine)})*"]
-    lines += [f"• `{i.id}` {i.summary}" for i in mine]
-    return [section("\n".join(lines))]
+def _for_you(incidents: tuple[IncidentView, ...], user: str) -> list[Block]:
+    """The incidents paging the viewer (Acknowledge) and those they hold (Resolve)."""
+    paging = [i for i in incidents if not i.holder and user in i.paged]
+    held = [i for i in incidents if i.holder == user]
+    blocks: list[Block] = []
+    for title, shown, action in (
+        ("Paging you", paging, ("Acknowledge", actions.INCIDENT_ACK, "primary")),
+        ("Incidents you hold", held, ("Resolve", actions.INCIDENT_RESOLVE, None)),
+    ):
+        if not shown:
+            continue
+        blocks.append(section(f"*{title} ({len(shown)})*"))
+        for incident in shown[:MAX_INCIDENTS_SHOWN]:
+            blocks.append(_incident_line(incident, *action))
+        if len(shown) > MAX_INCIDENTS_SHOWN:
+            blocks.append(context(f"…and {len(shown) - MAX_INCIDENTS_SHOWN} more"))
+    return blocks or [context("You hold no open incidents, and none is paging you.")]
 
 
-def _rollout_blocks(r: RolloutView) -> list[Block]:
+def _incident_line(incident: IncidentView, label: str, action_id: str, style: str | None) -> Block:
+    where = f" · *{escape(incident.rollout)}*" if incident.rollout else ""
+    line = section(f"• `{incident.id}` {escape(incident.summary)}{where}")
+    if incident.number is not None:
+        value = actions.IncidentButtonValue(incident.number).encode()
+        line["accessory"] = button(label, action_id, value, style)
+    return line
+
+
+def _rollout_blocks(r: RolloutView, thread: str = "") -> list[Block]:
     mark = _STATE_MARK[State(r.state)]
     where = "not started" if r.stage is None else f"stage {r.stage} of {len(r.stages)}"
     plan = " → ".join(str(p) for p in r.stages)
@@ -91,6 +125,13 @@ def _rollout_blocks(r: RolloutView) -> list[Block]:
             "Gates: " + ", ".join(f"{_GATE_MARK.get(g.outcome, '•')} {g.name}" for g in r.gates)
         )
     blocks = [section("\n".join(lines))]
+    if thread:
+        blocks[0]["accessory"] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Open thread"},
+            "action_id": actions.OPEN_THREAD,
+            "url": thread,
+        }
     if r.events:
         e = r.events[0]
         last = (

@@ -107,6 +107,10 @@ def build_app(
 
     reason_modal.register_reason_modal(app, handler, service, metrics)
 
+    @app.action(actions.OPEN_THREAD)
+    async def on_open_thread(ack: AsyncAck) -> None:
+        await ack()  # a link: Slack opens the thread itself, and still tells the app
+
     if home is not None:
 
         @app.event("app_home_opened")

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -19,9 +20,15 @@ from bot.config import parse_config
 from bot.slack.standin import SlackStandIn
 from bot.slack.terminal import render
 from tests.conftest import SECRET, TWO_ROLLOUTS, BotFactory, SlackUser, bot_settings
-from tests.support.incidents import open_via_opener
+from tests.support.incidents import incidents, open_via_opener, settle
 from tests.support.recorded_metrics import SteadySource
-from tests.support.slack_requests import API_APP_ID, TEAM_ID, signed_headers
+from tests.support.slack_requests import (
+    API_APP_ID,
+    TEAM_ID,
+    block_action_payload,
+    post_signed,
+    signed_headers,
+)
 
 TOKEN = "dashboard-token-for-tests"
 
@@ -211,7 +218,7 @@ async def test_opening_the_app_home_publishes_the_overview_once_per_event(
     assert "Rollouts" in home
     assert "🟢 phase-4 · flag phase_4_deployment · progressing at 5 %" in home
     assert "⚪ search-v2 · flag search_v2 · not started" in home
-    assert "You hold no open incidents." in home
+    assert "You hold no open incidents, and none is paging you." in home
 
     # Slack retries the same event_id; the Messages tab is not the Home tab.
     assert await send_event(http, bot, home_opened("U0CORA", event_id), retry_num=1) == 200
@@ -277,4 +284,78 @@ async def test_open_incidents_show_live_and_the_home_tab_lists_those_you_hold(
     assert await send_event(http, bot, home_opened("U0FORGE", "EvFORGE")) == 200
     await standin.wait_for("views.publish")
     home = render(standin.home_tabs["U0FORGE"])
-    assert "Incidents you hold (1)\n• #1 error_rate 2.1 % > 0.5 % for 5m" in home
+    assert "Incidents you hold (1)\n• #1 error_rate 2.1 % > 0.5 % for 5m · phase-4" in home
+
+
+ON_CALL = TWO_ROLLOUTS.replace(
+    "rollouts:", "oncall:\n  chain:\n    - {user: U0FORGE, wait: 5m}\nrollouts:", 1
+)
+
+
+def home_button(view: dict[str, Any], text: str) -> dict[str, Any]:
+    """The button on the Home tab's section whose text starts with `text`."""
+    return next(
+        b["accessory"] for b in view["blocks"]
+        if b["type"] == "section" and b["text"]["text"].startswith(text) and "accessory" in b
+    )
+
+
+async def click_in_home(
+    http: aiohttp.ClientSession, bot: RolloutBot, standin: SlackStandIn, user: str,
+    button: dict[str, Any],
+) -> int:
+    """A click on a button of the Home tab, as Slack sends it: from a view, no response_url."""
+    view = standin.home_tabs[user]
+    payload = block_action_payload(button["action_id"], button.get("value", ""), user_id=user)
+    payload.pop("response_url")
+    payload.pop("channel")
+    payload.pop("message")
+    payload["container"] = {"type": "view", "view_id": view["id"]}
+    payload["view"] = view
+    body = urlencode({"payload": json.dumps(payload)})
+    status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
+    return status
+
+
+async def test_the_home_tab_acknowledges_and_resolves_and_links_to_the_thread(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ON_CALL, clock=ManualClock())
+    await SlackUser(http, bot, "U0CORA").say("start phase-4")
+    await open_via_opener(bot, summary="error_rate 2.1 % > 0.5 % for 5m")
+    await settle(bot)
+    assert await send_event(http, bot, home_opened("U0FORGE", "EvPAGED")) == 200
+    await standin.wait_for("views.publish")
+
+    # The rollout's thread, by the permalink Slack gives for its parent message.
+    parent = next(c for c in standin.calls_to("chat.postMessage") if "thread_ts" not in c.params)
+    (asked,) = standin.calls_to("chat.getPermalink")
+    assert (asked.params["channel"], asked.params["message_ts"]) == (
+        parent.response["channel"], parent.response["ts"]
+    )
+    view = standin.home_tabs["U0FORGE"]
+    link = home_button(view, "🟢 *phase-4*")
+    assert link["url"] == asked.response["permalink"] and link["text"]["text"] == "Open thread"
+    assert await click_in_home(http, bot, standin, "U0FORGE", link) == 200  # acked, nothing else
+
+    # Forge is paged: Acknowledge, from the Home tab.
+    assert "Paging you (1)" in render(view)
+    ack = home_button(view, "• `#1`")
+    assert ack["text"]["text"] == "Acknowledge"
+    assert await click_in_home(http, bot, standin, "U0FORGE", ack) == 200
+    published = await standin.wait_for("views.publish", count=2)
+    (incident,) = await incidents(bot)
+    assert (incident.state, incident.acked_by) == ("acknowledged", "U0FORGE")
+    view = standin.home_tabs["U0FORGE"]
+    assert view["blocks"][2]["text"]["text"].startswith("Acknowledged incident #1")  # the answer
+    resolve = home_button(view, "• `#1`")
+    assert resolve["text"]["text"] == "Resolve" and "Incidents you hold (1)" in render(view)
+    assert len(standin.calls_to("chat.getPermalink")) == 1  # a permalink is asked once
+
+    assert await click_in_home(http, bot, standin, "U0FORGE", resolve) == 200
+    await standin.wait_for("views.publish", count=len(published) + 1)
+    (incident,) = await incidents(bot)
+    assert incident.state == "resolved"
+    home = render(standin.home_tabs["U0FORGE"])
+    assert "Resolved incident #1" in home and "none is paging you" in home
+    assert not standin.calls_to("chat.postEphemeral")
