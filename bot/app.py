@@ -41,6 +41,7 @@ from bot.slack.app_home import AppHome
 from bot.slack.incident_listeners import register_incident_actions
 from bot.slack.listeners import build_app
 from bot.slack.standin import SlackStandIn
+from bot.slack.user_names import UserNames
 from commands.handle import Handler
 from storage.db import create_engine, default_url, migrate, reader, sessionmaker
 
@@ -196,8 +197,13 @@ class RolloutBot:
                 self.alert_intake, EndpointAuth.from_config(am, settings.alertmanager_token)
             ),
         )
+        self.names = UserNames(client)
         self.dashboard = add_dashboard(
-            web_app, self.overview, host=settings.host, token=self.config.dashboard.token
+            web_app,
+            self.overview,
+            host=settings.host,
+            token=self.config.dashboard.token,
+            names=self.names.names,
         )
         self.incidents.on_change.append(self.dashboard.changed)
         self._runner = web.AppRunner(web_app, access_log=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
@@ -139,7 +140,7 @@ def page(overview: Overview) -> str:
 
 def fragment(overview: Overview) -> str:
     """What changes: the incidents notice and one card per rollout."""
-    parts = [_incidents_notice(overview.incidents)]
+    parts = [_incidents_notice(overview.incidents, overview.names)]
     if not overview.rollouts:
         parts.append(
             '<section class="notice quiet"><p>No rollouts are configured. Add one under '
@@ -184,7 +185,7 @@ def _card(r: RolloutView, overview: Overview) -> str:
         lines.append(f'<p class="hold"><strong>Held:</strong> {_held_by(r, overview)}</p>')
     lines.append(_gates(r))
     if r.incidents:
-        lines.append("<h3>Open incidents</h3>" + _incident_list(r.incidents))
+        lines.append("<h3>Open incidents</h3>" + _incident_list(r.incidents, overview.names))
     lines.append(_timeline(r.events, overview))
     lines.append("</article>")
     return "\n".join(line for line in lines if line)
@@ -254,19 +255,19 @@ def _number(value: float | None) -> str:
     return "–" if value is None else escape(f"{value:.4g}")
 
 
-def _incidents_notice(incidents: tuple[IncidentView, ...]) -> str:
+def _incidents_notice(incidents: tuple[IncidentView, ...], names: Mapping[str, str]) -> str:
     if not incidents:
         return ""
     return (
         f'<section class="notice"><h3>Open incidents ({len(incidents)})</h3>'
-        f"{_incident_list(incidents)}</section>"
+        f"{_incident_list(incidents, names)}</section>"
     )
 
 
-def _incident_list(incidents: tuple[IncidentView, ...]) -> str:
+def _incident_list(incidents: tuple[IncidentView, ...], names: Mapping[str, str]) -> str:
     items = []
     for i in incidents:
-        holder = f"held by {_actor(i.holder)}" if i.holder else "not acknowledged yet"
+        holder = f"held by {_actor(i.holder, names)}" if i.holder else "not acknowledged yet"
         items.append(
             f"<li><code>{escape(i.id)}</code> {escape(i.summary)} "
             f'<span class="small">({escape(holder)})</span></li>'
@@ -283,7 +284,7 @@ def _timeline(events: tuple[EventView, ...], overview: Overview) -> str:
             movement = f"{e.from_percent} % → {e.to_percent} %"
         else:
             movement = f"at {e.to_percent} %"
-        text = f"{_actor(e.actor)} {verb_words(e.verb)} {movement} ({e.source})"
+        text = f"{_actor(e.actor, overview.names)} {verb_words(e.verb)} {movement} ({e.source})"
         reason = ""
         if e.reason:
             label = "forced: " if e.forced else ""
@@ -295,8 +296,11 @@ def _timeline(events: tuple[EventView, ...], overview: Overview) -> str:
     return f'<h3>Recent events</h3><ol class="timeline">{"".join(items)}</ol>'
 
 
-def _actor(actor: str) -> str:
-    return f"@{actor}" if actor[:1] in ("U", "W") else actor
+def _actor(actor: str, names: Mapping[str, str]) -> str:
+    """A person by name (`users.info`), by ID while Slack has not said; the bot as itself."""
+    if actor[:1] not in ("U", "W"):
+        return actor
+    return f"@{names.get(actor) or actor}"
 
 
 def _time(moment: datetime, overview: Overview) -> str:

@@ -17,13 +17,17 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from aiohttp import web
 
 from bot import dashboard
+from bot.overview import Overview
 from bot.services.overview import OverviewSource
+
+NameSource = Callable[[Iterable[str]], Awaitable[Mapping[str, str]]]
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +116,14 @@ def _same(given: str, expected: str) -> bool:
 class Dashboard:
     """The dashboard's routes, its open event streams, and the hook that wakes them."""
 
-    def __init__(self, source: OverviewSource, auth: DashboardAuth) -> None:
+    def __init__(
+        self, source: OverviewSource, auth: DashboardAuth, names: NameSource | None = None
+    ) -> None:
+        """`names`: people's names by Slack user ID (`bot.slack.user_names`); without it the
+        page shows IDs."""
         self.source = source
         self.auth = auth
+        self.names = names
         self._streams: set[asyncio.Event] = set()
         self._closing = False
         self._generation = 0  # bumped by every change
@@ -141,7 +150,7 @@ class Dashboard:
         refused = self._refused(request, html=True)
         if refused is not None:
             return refused
-        overview = await self.source.load()
+        overview = await self._load()
         if request.query.get("fragment"):
             return _html(dashboard.fragment(overview))
         return _html(dashboard.page(overview))
@@ -188,9 +197,15 @@ class Dashboard:
             generation, now = self._generation, asyncio.get_running_loop().time()
             cached = self._rendered
             if cached is None or cached[0] != generation or now - cached[1] >= KEEPALIVE_SECONDS:
-                html = dashboard.fragment(await self.source.load())
+                html = dashboard.fragment(await self._load())
                 self._rendered = cached = (generation, now, html)
             return cached[2]
+
+    async def _load(self) -> Overview:
+        overview = await self.source.load()
+        if self.names is None:
+            return overview
+        return replace(overview, names=await self.names(overview.people()))
 
     async def _close_streams(self, app: web.Application) -> None:
         self._closing = True
@@ -237,10 +252,15 @@ def _html(body: str) -> web.Response:
 
 
 def add_dashboard(
-    app: web.Application, source: OverviewSource, *, host: str, token: str | None
+    app: web.Application,
+    source: OverviewSource,
+    *,
+    host: str,
+    token: str | None,
+    names: NameSource | None = None,
 ) -> Dashboard:
     """Serve the dashboard from `app`: `GET /` and `GET /events`."""
-    board = Dashboard(source, DashboardAuth(host, token))
+    board = Dashboard(source, DashboardAuth(host, token), names)
     board.add_routes(app)
     if not is_loopback(host) and not token:
         log.warning(

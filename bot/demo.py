@@ -457,6 +457,7 @@ class Demo:
         places[self.channel_id] = self.config.channel
         for user, name in NAMES.items():
             places[standin.channel_id(user)] = f"DM @{name}"
+            standin.set_user(user, display_name=name)  # the dashboard shows people by name
         self.transcript.on_message.append(self._watch)
         standin.listeners.append(self.transcript.on_call)
         self._tap_outbox()

@@ -111,6 +111,12 @@ class Overview:
     now: datetime
     timezone: str = "UTC"
     incidents: tuple[IncidentView, ...] = field(default=())  # every open incident
+    names: Mapping[str, str] = field(default_factory=dict)  # people's names by Slack user ID
+
+    def people(self) -> set[str]:
+        """Everyone the overview shows: who acted, who holds an incident."""
+        found = {e.actor for r in self.rollouts for e in r.events}
+        return found | {i.holder for i in self.incidents if i.holder}
 
 
 def build_overview(

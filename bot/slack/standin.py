@@ -627,9 +627,9 @@ class SlackStandIn:
         real_name = real_name or name.title()
         profile = {
             "real_name": real_name,
-            "display_name": display_name or name,
+            "display_name": name if display_name is None else display_name,  # "" as Slack
             "real_name_normalized": real_name,
-            "display_name_normalized": display_name or name,
+            "display_name_normalized": name if display_name is None else display_name,
             "email": email or f"{name}@example.com",
             "team": TEAM_ID,
         }

@@ -60,8 +60,9 @@ async def next_fragment(events: AsyncIterator[tuple[str, str]], needle: str) -> 
 
 
 async def test_the_page_shows_every_rollout(
-    make_bot: BotFactory, http: aiohttp.ClientSession
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
+    standin.set_user("U0CORA", real_name="Cora Diaz", display_name="Cora")
     bot = await make_bot()
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start phase-4")
@@ -74,17 +75,35 @@ async def test_the_page_shows_every_rollout(
         html = await response.text()
     assert '<article class="rollout state-paused" id="rollout-phase-4"' in html
     assert "waiting for &lt;b&gt;Tuesday&lt;/b&gt; traffic" in html
-    assert "@U0CORA paused at 5 % (slash)" in html
+    assert "@Cora paused at 5 % (slash)" in html  # her name in Slack, not U0CORA
+    assert "U0CORA" not in html
     assert '<article class="rollout state-pending" id="rollout-search-v2"' in html
 
     async with http.get(f"{bot.url}/?fragment=1") as response:
         fragment = await response.text()
     assert fragment.startswith("<article") and "<html" not in fragment
+    assert "@Cora started 0 % → 5 % (slash)" in fragment
+    (asked,) = standin.calls_to("users.info")  # once, then kept
+    assert asked.params["user"] == "U0CORA"
+
+
+async def test_a_name_slack_cannot_give_shows_the_id_and_is_asked_again_later(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()
+    standin.fail_next("users.info", error="user_not_found")
+    await SlackUser(http, bot, "U0CORA").say("start phase-4")
+    async with http.get(f"{bot.url}/?fragment=1") as response:
+        assert "@U0CORA started 0 % → 5 % (slash)" in await response.text()
+    async with http.get(f"{bot.url}/?fragment=1") as response:
+        assert "@U0CORA started" in await response.text()
+    assert len(standin.calls_to("users.info")) == 1  # not asked on every render
 
 
 async def test_the_event_stream_pushes_each_change(
-    make_bot: BotFactory, http: aiohttp.ClientSession
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
+    standin.set_user("U0CORA", display_name="Cora")
     bot = await make_bot()
     cora = SlackUser(http, bot, "U0CORA")
     async with http.get(f"{bot.url}/events") as response:
@@ -98,7 +117,7 @@ async def test_the_event_stream_pushes_each_change(
         assert 'aria-label="phase-4 at 5 %"' in await next_fragment(events, "phase-4 at 5 %")
         await cora.say("advance next phase-4")
         pushed = await next_fragment(events, "phase-4 at 10 %")
-        assert "@U0CORA advanced 5 % → 10 % (slash)" in pushed
+        assert "@Cora advanced 5 % → 10 % (slash)" in pushed
         assert bot.dashboard.open_streams == 1
 
         # Stopping the bot ends open streams at once instead of waiting for them.
@@ -266,6 +285,7 @@ async def test_the_page_shows_the_gates_the_control_loop_measured(
 async def test_open_incidents_show_live_and_the_home_tab_lists_those_you_hold(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
+    standin.set_user("U0FORGE", real_name="Forge Okafor", display_name="")  # no display name
     bot = await make_bot()
     cora, forge = SlackUser(http, bot, "U0CORA"), SlackUser(http, bot, "U0FORGE")
     await cora.say("start phase-4")
@@ -279,7 +299,7 @@ async def test_open_incidents_show_live_and_the_home_tab_lists_those_you_hold(
         assert "not acknowledged yet" in pushed
 
         await forge.say("ack")
-        pushed = await next_fragment(events, "held by @U0FORGE")
+        pushed = await next_fragment(events, "held by @Forge Okafor")
 
     assert await send_event(http, bot, home_opened("U0FORGE", "EvFORGE")) == 200
     await standin.wait_for("views.publish")

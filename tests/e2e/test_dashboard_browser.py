@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.slack.standin import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.chromium import PACKAGE, chromium, find_chromium
 from tests.support.incidents import open_via_opener
@@ -47,13 +48,14 @@ PERCENT = "document.querySelector('#rollout-phase-4 .pct').innerText"
 
 
 async def test_the_open_page_follows_the_rollout_live(
-    make_bot: BotFactory, http: aiohttp.ClientSession, tmp_path: Path
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     if find_chromium() is None:
         pytest.fail(
             f"Chromium is not installed: install the Debian package `{PACKAGE}` "
             f"(apt-get install -y {PACKAGE}, or `make test`, which installs SYSTEM_PACKAGES)"
         )
+    standin.set_user("U0CORA", real_name="Cora Diaz", display_name="Cora")
     bot = await make_bot(CONFIG, metrics_source=SteadySource(0.0021))
     cora = SlackUser(http, bot, "U0CORA")
     forge = SlackUser(http, bot, "U0FORGE")
@@ -70,7 +72,7 @@ async def test_the_open_page_follows_the_rollout_live(
 
         await cora.say("advance next phase-4")
         await page.wait_for(f"{PERCENT} === '10 % · stage 2 of 6'")
-        assert "@U0CORA advanced 5 % → 10 % (slash)" in await page.evaluate(PHASE_4)
+        assert "@Cora advanced 5 % → 10 % (slash)" in await page.evaluate(PHASE_4)
 
         await cora.say("advance 25 phase-4")
         await page.wait_for(f"{PERCENT} === '25 % · stage 3 of 6'")
