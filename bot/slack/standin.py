@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.slack.scopes import METHOD_SCOPES
+
 JsonDict = dict[str, Any]
 MethodHandler = Callable[[JsonDict, str], JsonDict]
 CallPredicate = Callable[["Call"], bool]
@@ -467,9 +469,15 @@ def _tz_fields(tz: str) -> JsonDict:
 class SlackStandIn:
     """An aiohttp server that answers like slack.com, files.slack.com, hooks and Socket Mode."""
 
-    def __init__(self, *, tokens: Iterable[str] | None = None) -> None:
-        """``tokens``: the accepted tokens; by default any ``xoxb-``/``xoxp-``/``xapp-`` one."""
+    def __init__(
+        self, *, tokens: Iterable[str] | None = None, scopes: Iterable[str] | None = None
+    ) -> None:
+        """``tokens``: the accepted tokens; by default any ``xoxb-``/``xoxp-``/``xapp-`` one.
+        ``scopes``: the bot token's scopes; a method needing another answers ``missing_scope``
+        (as Slack does), and posting in a public channel the bot has not joined needs
+        ``chat:write.public``. By default every scope is granted."""
         self.accepted_tokens: set[str] | None = set(tokens) if tokens is not None else None
+        self.granted_scopes: set[str] | None = set(scopes) if scopes is not None else None
         self.calls: list[Call] = []
         # Called with each call as it is recorded (the demo prints them as they happen).
         self.listeners: list[Callable[[Call], None]] = []
@@ -864,7 +872,28 @@ class SlackStandIn:
         auth_error = self._auth_error(method, token)
         if auth_error is not None:
             return _Reply(_error(auth_error))
+        scope_error = self._scope_error(method, token, params)
+        if scope_error is not None:
+            return _Reply(scope_error)
         return _Reply(handler(params, token))
+
+    def _scope_error(self, method: str, token: str, params: JsonDict) -> JsonDict | None:
+        granted = self.granted_scopes
+        if granted is None or not token.startswith("xoxb-"):
+            return None
+        needed = METHOD_SCOPES.get(method, ())
+        if needed and not granted.intersection(needed):
+            return {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": ",".join(needed),
+                "provided": ",".join(sorted(granted)),
+            }
+        if method == "chat.postMessage" and "chat:write.public" not in granted:
+            channel = self._resolve(params.get("channel"), allow_names=True)
+            if channel is not None and channel.id.startswith("C") and not channel.is_member:
+                return _error("not_in_channel")
+        return None
 
     def _auth_error(self, method: str, token: str) -> str | None:
         if not token:
