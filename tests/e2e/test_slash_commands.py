@@ -407,6 +407,20 @@ async def click(
 ) -> tuple[int, str]:
     """Click a button on the rollout's thread parent as drawn now. Returns the HTTP status
     and the tag of the click's response_url (its posts are `response_url:<tag>` calls)."""
+    body, tag = await click_body(bot, standin, action_id, user, action_ts, trigger_id)
+    status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
+    return status, tag
+
+
+async def click_body(
+    bot: RolloutBot,
+    standin: SlackStandIn,
+    action_id: str,
+    user: str = "U0CORA",
+    action_ts: str | None = None,
+    trigger_id: str | None = None,
+) -> tuple[str, str]:
+    """The signed-to-be body of a click on the parent as drawn now, and its answer's tag."""
     await settle(bot)  # the parent as the bot last drew it has reached Slack
     parent = (await standin.wait_for("chat.postMessage", lambda c: "thread_ts" not in c.params))[0]
     message_ts = parent.response["ts"]
@@ -424,8 +438,7 @@ async def click(
         response_url=standin.response_url(tag),
         trigger_id=trigger_id,
     )
-    status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
-    return status, tag
+    return body, tag
 
 
 async def answered(standin: SlackStandIn, tag: str) -> str:
@@ -610,12 +623,16 @@ async def test_a_double_click_acts_once(
     bot = await make_bot(ONE_ROLLOUT)
     await SlackUser(http, bot, "U0CORA").say("start")
     await standin.wait_for("chat.postMessage", count=2)
-    clicks = await asyncio.gather(
-        click(http, bot, standin, "rollout_advance_next", action_ts="1.000001"),
-        click(http, bot, standin, "rollout_advance_next", action_ts="1.000002"),
+    # Two clicks on the same button, as drawn, before either is answered.
+    bodies = [
+        await click_body(bot, standin, "rollout_advance_next", action_ts=ts)
+        for ts in ("1.000001", "1.000002")
+    ]
+    statuses = await asyncio.gather(
+        *(post_signed(http, f"{bot.url}/slack/events", body, SECRET) for body, _ in bodies)
     )
-    assert [status for status, _ in clicks] == [200, 200]
-    texts = sorted([await answered(standin, tag) for _, tag in clicks])
+    assert [status for status, _ in statuses] == [200, 200]
+    texts = sorted([await answered(standin, tag) for _, tag in bodies])
     assert texts[0].startswith("Done: phase-4 is now progressing at 10 %")
     assert "moved while you were acting" in texts[1]
     state = await api(http, bot, "/api/rollouts/phase-4")

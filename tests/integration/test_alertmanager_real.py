@@ -75,8 +75,13 @@ async def test_alertmanager_opens_pages_and_resolves(
     def resolved(call: Call) -> bool:
         return "Resolved by Alertmanager" in json.dumps(call.params.get("blocks", ""))
 
-    (edit,) = await standin.wait_for("chat.update", resolved, timeout=20)
+    def in_the_thread(call: Call) -> bool:
+        return resolved(call) and not str(call.params["channel"]).startswith("D")
+
+    (edit,) = await standin.wait_for("chat.update", in_the_thread, timeout=20)
     assert edit.params["ts"] == incident.message_ts
+    (page,) = await standin.wait_for("chat.update", lambda c: resolved(c) and c is not edit)
+    assert str(page.params["channel"]).startswith("D")  # Forge's page says so too
     (incident,) = await incidents(bot)
     assert incident.state == "resolved" and incident.resolved_by == "alertmanager"
     await settle(bot)

@@ -19,7 +19,7 @@ def test_the_manifest_declares_the_command_interactivity_and_scopes() -> None:
     assert settings["interactivity"]["request_url"] == command["url"]
     assert isinstance(settings["socket_mode_enabled"], bool)
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"commands", "chat:write", "im:write", "files:write"} <= scopes
+    assert {"commands", "chat:write", "files:write"} <= scopes  # exactly: see test_scopes
 
 
 def test_the_image_runs_the_bot_as_a_non_root_user_with_data_on_a_volume() -> None:
