@@ -429,8 +429,11 @@ class IncidentService:
             if parsed is not None:
                 paged.add(parsed[1])
         repo = Repository(session)
+        # What the edited pages say at the top (the same whatever the level and round).
+        text = render.page_dm(view_of(row), 0, 0, ChainSnapshot.from_json(row.chain))["text"]
         for user in sorted(paged):
-            repo.enqueue(user, "page_update", {"incident": row.id, "user": user}, now)
+            payload = {"incident": row.id, "user": user, "text": text}
+            repo.enqueue(user, "page_update", payload, now)
 
     def _page(
         self,
