@@ -7,7 +7,7 @@ status and its effects) in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from bot.domain.durations import format_duration
@@ -20,6 +20,7 @@ from bot.domain.gates import (
     stale_words,
 )
 from bot.domain.plans import Plan, Stage
+from bot.domain.policy import EmergencyFreeze, Frozen, Person, Policy, Role
 
 
 class State(StrEnum):
@@ -45,6 +46,30 @@ class RolloutSpec:
     plan: Plan
     gates: tuple[str, ...] = ()
     advance: AdvanceMode = AdvanceMode.MANUAL
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A step that waits for a second person (the two-person rule). `id` is the version
+    of the rollout that recorded it: a confirm names it, so a stale confirm does nothing."""
+
+    id: int
+    command: Start | Advance | Resume
+    asker: str
+    asked_at: datetime
+    expires_at: datetime
+    to_percent: int
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why an automatic advance, due now, does not happen: a freeze, or a step that needs
+    two people. `until` is when it goes on by itself (None: when someone acts)."""
+
+    reason: str
+    until: datetime | None = None
+    frozen: bool = False  # a freeze window or the emergency freeze, not the two-person rule
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,8 @@ class RolloutStatus:
     stage_started_at: datetime | None = None
     hold_reason: str = ""
     version: int = 0
+    pending: PendingStep | None = None
+    waiting: Waiting | None = None
 
     def stage(self, plan: Plan) -> Stage | None:
         if self.stage_index is None:
@@ -99,6 +126,30 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class Confirm:
+    """A second person confirms the pending step `request` (None: whichever is pending)."""
+
+    request: int | None = None
+    verb = "confirm"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """The asker, or anyone who may make the step, withdraws the pending step."""
+
+    request: int | None = None
+    verb = "cancel"
+
+
+@dataclass(frozen=True)
+class Expire:
+    """The bot clears a pending step nobody confirmed in time."""
+
+    request: int
+    verb = "expire"
+
+
+@dataclass(frozen=True)
 class Evaluate:
     """The bot's own look at a rollout after measuring its gates or at a soak's end:
     roll back on a gate red for its whole window, page on-call for a gate unknown past
@@ -107,7 +158,15 @@ class Evaluate:
     verb = "evaluate"
 
 
-Command = Start | Advance | Pause | Resume | Rollback | Evaluate
+Command = Start | Advance | Pause | Resume | Rollback | Confirm | Cancel | Expire | Evaluate
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts (None: the bot itself) and whether every advance is frozen right now."""
+
+    person: Person | None = None
+    emergency: EmergencyFreeze | None = None
 
 
 # --- what decide returns --------------------------------------------------------------
@@ -151,6 +210,9 @@ class Change:
     to_percent: int
     reason: str = ""
     forced: bool = False
+    asked_by: str = ""  # the two-person rule: who asked for the step
+    confirmed_by: str = ""  # and who confirmed it
+    window: str = ""  # the freeze that applied, if one did
 
 
 @dataclass(frozen=True)
@@ -167,6 +229,7 @@ class Refusal:
 
     problem: str
     hint: str = ""
+    who: tuple[str, ...] = ()  # user or group ids who may do what was refused
 
 
 # --- decide ---------------------------------------------------------------------------
@@ -178,20 +241,270 @@ def decide(
     observations: Observations,
     command: Command,
     now: datetime,
+    context: Context = Context(),
 ) -> Decision | Refusal:
+    person = context.person
+    if person is not None and not isinstance(command, Confirm | Cancel):
+        step = step_of(command)
+        if not spec.policy.may(step, person):
+            return not_allowed(spec.policy, step, spec.name)
     match command:
-        case Start():
-            return _start(spec, status, now)
-        case Advance():
-            return _advance(spec, status, observations, command, now)
+        case Start() | Advance() | Resume():
+            return _raise(spec, status, observations, command, now, context)
         case Pause():
             return _pause(spec, status, command)
-        case Resume():
-            return _resume(spec, status, now)
         case Rollback():
             return _rollback(spec, status, command, now)
+        case Confirm():
+            return _confirm(spec, status, observations, command, now, context)
+        case Cancel():
+            return _cancel(spec, status, command, context)
+        case Expire():
+            return _expire(spec, status, command, now)
         case Evaluate():
-            return _evaluate(spec, status, observations, now)
+            return _evaluate(spec, status, observations, now, context)
+
+
+def step_of(command: Command) -> str:
+    """The policy's name for what a command does: its verb, or "force"."""
+    if isinstance(command, Advance) and command.force:
+        return "force"
+    return command.verb
+
+
+_ROLE_WORDS = {
+    Role.LEAD: "a lead",
+    Role.OPERATOR: "an operator",
+    Role.ROLLBACK: "someone under `roles.rollback`",
+    Role.OWNER: "an owner of {name}",
+}
+_STEP_WORDS = {
+    "force": "force an advance of {name}",
+    "freeze": "freeze every rollout",
+    "unfreeze": "lift the freeze on every rollout",
+}
+
+
+def not_allowed(policy: Policy, step: str, name: str = "") -> Refusal:
+    """Which role a step needs, and who holds it."""
+    roles = [r for r in policy.roles_allowed(step) if r is not Role.OWNER or name]
+    needs = " or ".join(_ROLE_WORDS[r].format(name=name) for r in roles)
+    action = _STEP_WORDS.get(step, f"{step} {name}").format(name=name).strip()
+    return Refusal(
+        f"You may not {action}: that needs {needs}.",
+        "Ask one of them, or change the roles in the config.",
+        who=policy.who_may(step),
+    )
+
+
+def _raise(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    command: Start | Advance | Resume,
+    now: datetime,
+    context: Context,
+    *,
+    asked_by: str = "",
+) -> Decision | Refusal:
+    """A step that may raise exposure: the freeze and the two-person rule apply."""
+    name = spec.name
+    if status.pending is not None and not asked_by:
+        return Refusal(
+            f"{name} has a step waiting for a second person: {pending_words(status.pending)}.",
+            f"Another person types `/rollout confirm {name}`, or `/rollout cancel {name}`"
+            " withdraws it.",
+        )
+    match command:
+        case Start():
+            result = _start(spec, status, now)
+        case Advance():
+            result = _advance(spec, status, observations, command, now)
+        case Resume():
+            result = _resume(spec, status, now)
+    if isinstance(result, Refusal):
+        return result
+    frozen = spec.policy.frozen(now, context.emergency)
+    if frozen is not None and result.status.percent > status.percent:
+        return frozen_refusal(frozen, spec.policy.timezone)
+    person = context.person
+    step = step_of(command)
+    to = result.status.percent
+    if person is not None and not asked_by and spec.policy.needs_two(step, to):
+        return _request(spec, status, command, person, to, now)
+    if asked_by and person is not None:
+        change = replace(result.change, asked_by=asked_by, confirmed_by=person.user)
+        result = replace(result, change=change)
+    return result
+
+
+def frozen_refusal(frozen: Frozen, timezone: tzinfo) -> Refusal:
+    if frozen.emergency:
+        return Refusal(
+            f"Every advance is frozen: {frozen.reason}.",
+            "A lead lifts it with `/rollout unfreeze`. Pause, rollback and ack still work.",
+        )
+    until = "" if frozen.until is None else f" until {local_words(frozen.until, timezone)}"
+    return Refusal(
+        f"Advances are frozen{until}: freeze window {frozen.reason}.",
+        "Try again after the window. Pause, rollback and ack still work.",
+    )
+
+
+def local_words(moment: datetime, timezone: tzinfo) -> str:
+    """A time in the config's timezone: "Sat 2026-12-05 08:00 (Europe/Paris)"."""
+    local = moment.astimezone(timezone)
+    return f"{local:%a %Y-%m-%d %H:%M} ({local.tzname()})"
+
+
+def freeze_all(
+    policy: Policy,
+    person: Person,
+    current: EmergencyFreeze | None,
+    reason: str,
+    now: datetime,
+) -> EmergencyFreeze | Refusal:
+    """`/rollout freeze REASON`: leads stop every advance of every rollout."""
+    if not policy.may("freeze", person):
+        return not_allowed(policy, "freeze")
+    if current is not None:
+        return Refusal(
+            f"Every rollout is already frozen: {current.reason}.",
+            "A lead lifts it with `/rollout unfreeze`.",
+        )
+    if not reason.strip():
+        return Refusal(
+            "A freeze needs a reason, shown in every status and kept in the audit log.",
+            "Type `/rollout freeze REASON`, e.g. `/rollout freeze incident 4711 in progress`.",
+        )
+    return EmergencyFreeze(reason.strip(), person.user, now)
+
+
+def unfreeze_all(
+    policy: Policy, person: Person, current: EmergencyFreeze | None
+) -> EmergencyFreeze | Refusal:
+    """`/rollout unfreeze`: the freeze that is lifted."""
+    if not policy.may("unfreeze", person):
+        return not_allowed(policy, "unfreeze")
+    if current is None:
+        return Refusal("Nothing is frozen.", "Type `/rollout status` to see every rollout.")
+    return current
+
+
+def pending_words(pending: PendingStep) -> str:
+    what = {"start": "start", "resume": "resume"}.get(pending.command.verb, "advance")
+    forced = isinstance(pending.command, Advance) and pending.command.force
+    return f"{what} to {pending.to_percent} %" + (" (forced)" if forced else "")
+
+
+def _request(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    command: Start | Advance | Resume,
+    person: Person,
+    to: int,
+    now: datetime,
+) -> Decision:
+    """The step is only asked for: a second person confirms it within the time allowed."""
+    assert spec.policy.two_person is not None
+    within = spec.policy.two_person.confirm_within
+    pending = PendingStep(status.version + 1, command, person.user, now, now + within, to)
+    new = replace(status, pending=pending, version=status.version + 1)
+    reason = command.reason if isinstance(command, Advance) else ""
+    forced = isinstance(command, Advance) and command.force
+    change = Change(
+        "request", status.state, status.state, status.percent, to, reason, forced, person.user
+    )
+    return Decision(new, change, (Announce(),))
+
+
+def _open_pending(
+    spec: RolloutSpec, status: RolloutStatus, request: int | None, verb: str
+) -> PendingStep | Refusal:
+    pending = status.pending
+    if pending is not None and request in (None, pending.id):
+        return pending
+    name = spec.name
+    if request is not None:
+        return Refusal(
+            f"That request is no longer open: {name} changed since it was asked "
+            f"and is now {state_words(status)}. Nothing was done.",
+            f"Type `/rollout status {name}` and ask again if the step is still wanted.",
+        )
+    return Refusal(
+        f"{name} has no step waiting for confirmation; it is {state_words(status)}.",
+        f"Type `/rollout status {name}` to see where it stands.",
+    )
+
+
+def _confirm(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    command: Confirm,
+    now: datetime,
+    context: Context,
+) -> Decision | Refusal:
+    found = _open_pending(spec, status, command.request, "confirm")
+    if isinstance(found, Refusal):
+        return found
+    pending, person, name = found, context.person, spec.name
+    if now >= pending.expires_at:
+        return Refusal(
+            f"The request to {pending_words(pending)} expired; nothing was done.",
+            "Ask again if the step is still wanted.",
+        )
+    step = step_of(pending.command)
+    if person is None or person.user == pending.asker:
+        others = tuple(u for u in spec.policy.who_may(step) if u != pending.asker)
+        return Refusal(
+            "You asked for this step, so you cannot confirm it: the two-person rule needs "
+            "someone else.",
+            f"Ask another person to press Confirm or type `/rollout confirm {name}`.",
+            who=others,
+        )
+    if not spec.policy.may(step, person):
+        return not_allowed(spec.policy, step, name)
+    cleared = replace(status, pending=None)
+    return _raise(
+        spec, cleared, observations, pending.command, now, context, asked_by=pending.asker
+    )
+
+
+def _cancel(
+    spec: RolloutSpec, status: RolloutStatus, command: Cancel, context: Context
+) -> Decision | Refusal:
+    found = _open_pending(spec, status, command.request, "cancel")
+    if isinstance(found, Refusal):
+        return found
+    person = context.person
+    step = step_of(found.command)
+    if person is not None and person.user != found.asker and not spec.policy.may(step, person):
+        return not_allowed(spec.policy, step, spec.name)
+    return _withdraw(status, found, "cancel")
+
+
+def _expire(
+    spec: RolloutSpec, status: RolloutStatus, command: Expire, now: datetime
+) -> Decision | Refusal:
+    pending = status.pending
+    if pending is None or pending.id != command.request or now < pending.expires_at:
+        return Refusal(NOTHING_TO_DO, f"{spec.name} has no expired request")
+    return _withdraw(status, pending, "expire")
+
+
+def _withdraw(status: RolloutStatus, pending: PendingStep, verb: str) -> Decision:
+    new = replace(status, pending=None, version=status.version + 1)
+    change = Change(
+        verb,
+        status.state,
+        status.state,
+        status.percent,
+        pending.to_percent,
+        pending_words(pending),
+        asked_by=pending.asker,
+    )
+    return Decision(new, change, (Announce(),))
 
 
 def _start(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> Decision | Refusal:
@@ -345,7 +658,11 @@ NOTHING_TO_DO = "nothing to do"
 
 
 def _evaluate(
-    spec: RolloutSpec, status: RolloutStatus, observations: Observations, now: datetime
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    now: datetime,
+    context: Context,
 ) -> Decision | Refusal:
     if status.state not in ACTIVE_STATES or status.percent == 0:
         return Refusal(NOTHING_TO_DO, f"{spec.name} is {state_words(status)}")
@@ -367,9 +684,9 @@ def _evaluate(
     stage = status.stage(spec.plan)
     if stage is None or status.stage_started_at is None:
         return Refusal(NOTHING_TO_DO, f"{spec.name} is between stages")
-    waiting = _green_soak_left(spec, status.stage_started_at, stage.soak, observations, now)
-    if waiting:
-        return Refusal(NOTHING_TO_DO, waiting)
+    soak_left = _green_soak_left(spec, status.stage_started_at, stage.soak, observations, now)
+    if soak_left:
+        return Refusal(NOTHING_TO_DO, soak_left)
     index = spec.plan.next_index_above(status.percent)
     if index is None:
         watch = format_duration(stage.soak)
@@ -377,6 +694,11 @@ def _evaluate(
     if spec.advance is not AdvanceMode.AUTO:
         return Refusal(NOTHING_TO_DO, "the soak ended green; advance is manual")
     target = spec.plan.stages[index]
+    waiting = _auto_advance_waits(spec, target.percent, now, context)
+    if waiting is not None:
+        if status.waiting == waiting:
+            return Refusal(NOTHING_TO_DO, waiting.reason)
+        return _wait(status, waiting, target.percent)
     new = replace(
         status,
         percent=target.percent,
@@ -387,6 +709,29 @@ def _evaluate(
     )
     reason = f"the {format_duration(stage.soak)} soak ended with every gate green"
     return _decision(spec, status, new, "advance", reason=reason)
+
+
+def _auto_advance_waits(
+    spec: RolloutSpec, to: int, now: datetime, context: Context
+) -> Waiting | None:
+    """A green soak that may not advance by itself: frozen, or two people needed."""
+    frozen = spec.policy.frozen(now, context.emergency)
+    if frozen is not None:
+        if frozen.emergency:
+            return Waiting(f"every advance is frozen: {frozen.reason}", frozen=True)
+        return Waiting(f"freeze window {frozen.reason}", frozen.until, frozen=True)
+    if spec.policy.needs_two("advance", to):
+        return Waiting(f"the step to {to} % needs two people (the two-person rule)")
+    return None
+
+
+def _wait(status: RolloutStatus, waiting: Waiting, to: int) -> Decision:
+    new = replace(status, waiting=waiting, version=status.version + 1)
+    window = waiting.reason if waiting.frozen else ""
+    change = Change(
+        "wait", status.state, status.state, status.percent, to, waiting.reason, window=window
+    )
+    return Decision(new, change, (Announce(),))
 
 
 def _green_soak_left(
@@ -482,6 +827,7 @@ def _decision(
     broadcast: bool = False,
     new_thread: bool = False,
 ) -> Decision:
+    new = replace(new, pending=None, waiting=None)  # a rollout that moved drops both
     change = Change(verb, old.state, new.state, old.percent, new.percent, reason, forced)
     effects: list[Effect] = [Announce(broadcast=broadcast, new_thread=new_thread)]
     if new.percent != old.percent:
