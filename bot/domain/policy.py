@@ -135,7 +135,7 @@ class Policy:
     @property
     def restricted(self) -> bool:
         """Whether any role is configured; with none, everyone may act."""
-        return any(self.holders.get(r) for r in (Role.LEAD, Role.OPERATOR, Role.ROLLBACK))
+        return any(self.holders.values())
 
     def roles_allowed(self, step: str) -> tuple[Role, ...]:
         """The roles that may make `step` (a verb, or "force", "freeze")."""
