@@ -50,8 +50,8 @@ class Handler:
     ) -> Reply:
         try:
             request = parse(text, self.service.specs)
-        except ParseError as exc:
-            return Reply(f"{exc.problem}\n{exc.hint}", ok=False)
+        except ParseError as exc:  # it may quote what was typed: shown, never a mention
+            return Reply(blocks.escape(f"{exc.problem}\n{exc.hint}"), ok=False)
         handler = _HANDLERS.get(request.verb, Handler._act)
         try:
             reply = await handler(self, request, actor, dedup_key, expected_version)

@@ -1,8 +1,14 @@
 """The `/rollout` grammar, from text to a typed request, or to an error that says what to type.
 
 status [NAME] | start NAME | advance PERCENT|next [NAME] [force REASON…]
-pause [NAME] [REASON…] | resume [NAME] | rollback [NAME] [to PERCENT] [REASON…]
+pause [NAME] [-- REASON…] | resume [NAME] | rollback [NAME] [to PERCENT] [-- REASON…]
 ack [INCIDENT] | history [NAME] | help
+
+The first word after the verb (for `advance` also the one after PERCENT|next, for
+`rollback` also the one after `to PERCENT`) is where a NAME goes. A word there must be a
+configured name as `commands.names` reads it, or the command is refused: a mistyped name is
+never taken for a reason, nor left out so that another rollout moves. After a name, the rest
+is the reason; without one, the reason follows `--` or is quoted ("…" or “…”).
 """
 
 from __future__ import annotations
@@ -12,25 +18,41 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.domain.rollout import Advance, Command, Pause, Resume, Rollback, Start
+from commands import names
 
 USAGE: dict[str, str] = {
     "status": "/rollout status [NAME]",
     "start": "/rollout start NAME",
     "advance": "/rollout advance PERCENT|next [NAME] [force REASON]",
-    "pause": "/rollout pause [NAME] [REASON]",
+    "pause": "/rollout pause [NAME] [-- REASON]",
     "resume": "/rollout resume [NAME]",
-    "rollback": "/rollout rollback [NAME] [to PERCENT] [REASON]",
+    "rollback": "/rollout rollback [NAME] [to PERCENT] [-- REASON]",
     "ack": "/rollout ack [INCIDENT]",
     "history": "/rollout history [NAME]",
     "help": "/rollout help",
 }
+NOTES = (
+    "NAME may be left out when exactly one rollout is active (for `start`, when only one is "
+    "configured).",
+    "Anything after NAME is the reason; without a NAME, the reason goes after `--`: "
+    "`/rollout pause -- waiting for on-call`.",
+)
 VERBS = tuple(USAGE)
 MAX_TEXT = 2000
+REASON_AFTER = "--"  # what starts a reason where a name could be
+_SEPARATORS = frozenset({REASON_AFTER, "—", "–"})  # `--` as autocorrect may turn it
+_OPEN_QUOTES = '"“„'
+_CLOSE_QUOTES = '"”“'
+_REASON_EXAMPLE = {
+    "pause": "/rollout pause -- waiting for on-call",
+    "rollback": "/rollout rollback to 10 -- error budget burning",
+}
 
 
 @dataclass(frozen=True)
 class Request:
-    """A parsed command line. `command` is set for verbs that change a rollout."""
+    """A parsed command line. `command` is set for verbs that change a rollout; `name` is
+    the configured name, however it was typed."""
 
     verb: str
     name: str | None = None
@@ -49,6 +71,7 @@ class ParseError(Exception):
 
 def parse(text: str, known_names: Collection[str]) -> Request:
     """Parse the text after `/rollout`. Raises ParseError for anything malformed."""
+    text = unescape(text)
     if len(text) > MAX_TEXT:
         raise ParseError(
             f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.",
@@ -59,9 +82,14 @@ def parse(text: str, known_names: Collection[str]) -> Request:
         return Request("help")
     verb, args = words[0].lower(), words[1:]
     if verb not in USAGE:
-        raise ParseError(f"`{words[0]}` is not a /rollout command.", _verb_hint(verb))
+        raise ParseError(f"`{_shown(words[0])}` is not a /rollout command.", _verb_hint(verb))
     reader = _Args(verb, args, known_names)
     return _PARSERS[verb](reader)
+
+
+def unescape(text: str) -> str:
+    """Slack sends a command's text with `&`, `<` and `>` escaped; this is what was typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 class _Args:
@@ -72,10 +100,32 @@ class _Args:
         self.words = words
         self.known = known_names
 
-    def take_name(self) -> str | None:
-        if self.words and self.words[0] in self.known:
-            return self.words.pop(0)
-        return None
+    def is_name(self, word: str) -> bool:
+        return names.resolve(word, self.known) is not None
+
+    def take_name(self) -> str:
+        """The word in the NAME position, which must spell a configured name."""
+        word = self.words[0]
+        if word in _SEPARATORS:
+            if self.verb == "advance":
+                raise self.fail("A reason goes after `force`, only to advance past red gates.")
+            raise self.fail(f"`/rollout {self.verb}` takes no reason.")
+        name = names.resolve(word, self.known)
+        if name is None:
+            raise self.not_a_name(word)
+        self.words.pop(0)
+        return name
+
+    def take_name_or_reason(self) -> tuple[str | None, str | None]:
+        """In the NAME position of a verb that takes a reason: the name, or a reason after
+        `--` or in quotes (then no name)."""
+        word = self.words[0]
+        if word in _SEPARATORS:
+            self.words.pop(0)
+            return None, self.rest()
+        if _opens_quote(word):
+            return None, self.quoted()
+        return self.take_name(), None
 
     def take_keyword(self, keyword: str) -> bool:
         if self.words and self.words[0].lower() == keyword:
@@ -83,25 +133,74 @@ class _Args:
             return True
         return False
 
+    def keyword_next(self, keyword: str) -> bool:
+        """The next word is `keyword`, and not also a rollout's name (the name wins)."""
+        return (
+            bool(self.words)
+            and self.words[0].lower() == keyword
+            and not self.is_name(self.words[0])
+        )
+
     def rest(self) -> str:
         text = " ".join(self.words)
         self.words = []
         return text
 
+    def reason(self) -> str:
+        """The words after a name: the reason, with a leading `--` or its quotes taken off."""
+        if self.words and self.words[0] in _SEPARATORS:
+            self.words.pop(0)
+        text = self.rest()
+        if len(text) > 1 and text[0] in _OPEN_QUOTES and text[-1] in _CLOSE_QUOTES:
+            return text[1:-1].strip()
+        return text
+
+    def quoted(self) -> str:
+        """A reason in quotes, from the opening quote to the last closing one, at the end."""
+        text = self.rest()
+        end = max(text.rfind(q) for q in _CLOSE_QUOTES)
+        if end < 1:
+            raise self.fail("The reason's opening quote has no closing one.")
+        after = text[end + 1 :].strip()
+        if after:
+            raise self.fail(f"Nothing goes after the quoted reason (got `{_shown(after)}`).")
+        return text[1:end].strip()
+
     def done(self) -> None:
         if self.words:
-            extra = self.words[0]
-            raise ParseError(f"`{extra}` is not a rollout name.", self._name_hint(extra))
+            raise self.fail(
+                f"`/rollout {self.verb}` takes nothing more (got `{_shown(' '.join(self.words))}`)."
+            )
 
     def fail(self, problem: str) -> ParseError:
         return ParseError(problem, f"Usage: `{USAGE[self.verb]}`.")
 
-    def _name_hint(self, word: str) -> str:
-        close = difflib.get_close_matches(word, list(self.known), n=1)
-        if close:
-            return f"Did you mean `{close[0]}`? Usage: `{USAGE[self.verb]}`."
+    def not_a_name(self, word: str) -> ParseError:
+        close = names.closest(word, self.known)
+        problem = f"`{_shown(word)}` is not a rollout" + (
+            f"; did you mean `{close}`?" if close else "."
+        )
+        odd = names.odd_character(word)
+        if odd:
+            problem += f" It has {odd}, which no rollout's name has."
         known = ", ".join(f"`{n}`" for n in sorted(self.known)) or "none configured"
-        return f"Known rollouts: {known}. Usage: `{USAGE[self.verb]}`."
+        hint = f"Known rollouts: {known}. Usage: `{USAGE[self.verb]}`."
+        example = _REASON_EXAMPLE.get(self.verb)
+        if example:
+            hint += f" A reason without a name goes after `--`: `{example}`."
+        return ParseError(problem, hint)
+
+
+def _opens_quote(word: str) -> bool:
+    """The word opens a quote that it does not close: a quoted reason of several words.
+    One quoted word (`"phase-4"`) is read as a name, as people paste them."""
+    return word[:1] in _OPEN_QUOTES and not any(q in word[1:] for q in _CLOSE_QUOTES)
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A typed word inside backticks in a reply: backticks of its own would end them."""
+    text = text.replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_percent(word: str) -> int | None:
@@ -112,19 +211,30 @@ def parse_percent(word: str) -> int | None:
 
 
 def _status(a: _Args) -> Request:
-    name = a.take_name()
+    name = a.take_name() if a.words else None
     a.done()
     return Request(a.verb, name)
 
 
 def _start(a: _Args) -> Request:
-    name = a.take_name()
-    a.done()  # anything left is an unknown name: say so and list the known ones
+    name = a.take_name() if a.words else None
+    a.done()
     return Request("start", name, Start())
 
 
+def _is_target(word: str) -> bool:
+    return word.lower() == "next" or parse_percent(word) is not None
+
+
 def _advance(a: _Args) -> Request:
-    name = a.take_name()
+    name = None
+    if a.words and not _is_target(a.words[0]):
+        first = a.words[0]
+        # `advance NAME 25`: the word before a percent is in the NAME position; a lone
+        # word is one too, when it is near a name. Otherwise it was meant as the percent.
+        before_target = len(a.words) > 1 and _is_target(a.words[1])
+        if before_target or a.is_name(first) or names.closest(first, a.known):
+            name = a.take_name()
     if not a.words:
         raise a.fail("Say how far to advance: a percent such as `25`, or `next`.")
     word = a.words.pop(0)
@@ -134,8 +244,11 @@ def _advance(a: _Args) -> Request:
     else:
         target = parse_percent(word)
         if target is None:
-            raise a.fail(f"`{word}` is not a percent; type a whole number such as `25`, or `next`.")
-    name = name or a.take_name()
+            raise a.fail(
+                f"`{_shown(word)}` is not a percent; type a whole number such as `25`, or `next`."
+            )
+    if name is None and a.words and not a.keyword_next("force"):
+        name = a.take_name()
     force = a.take_keyword("force")
     reason = a.rest() if force else ""
     a.done()
@@ -145,29 +258,33 @@ def _advance(a: _Args) -> Request:
 
 
 def _pause(a: _Args) -> Request:
-    name = a.take_name()
-    return Request("pause", name, Pause(a.rest()))
+    name, reason = a.take_name_or_reason() if a.words else (None, "")
+    return Request("pause", name, Pause(a.reason() if reason is None else reason))
 
 
 def _resume(a: _Args) -> Request:
-    name = a.take_name()
+    name = a.take_name() if a.words else None
     a.done()
     return Request("resume", name, Resume())
 
 
 def _rollback(a: _Args) -> Request:
-    name = a.take_name()
+    name: str | None = None
+    reason: str | None = None
+    if a.words and not a.keyword_next("to"):
+        name, reason = a.take_name_or_reason()
     to = 0
-    if a.take_keyword("to"):
+    if reason is None and a.take_keyword("to"):
         if not a.words:
             raise a.fail("`to` needs a percent, e.g. `to 10`.")
         word = a.words.pop(0)
         percent = parse_percent(word)
         if percent is None or percent > 100:
-            raise a.fail(f"`{word}` is not a percent between 0 and 100.")
+            raise a.fail(f"`{_shown(word)}` is not a percent between 0 and 100.")
         to = percent
-    name = name or a.take_name()  # `rollback to 10 phase-4` names it after the percent
-    return Request("rollback", name, Rollback(to, a.rest()))
+        if name is None and a.words:  # `rollback to 10 phase-4` names it after the percent
+            name, reason = a.take_name_or_reason()
+    return Request("rollback", name, Rollback(to, a.reason() if reason is None else reason))
 
 
 def _ack(a: _Args) -> Request:
@@ -202,4 +319,4 @@ def _verb_hint(verb: str) -> str:
 
 
 def help_text() -> str:
-    return "\n".join(f"`{usage}`" for usage in USAGE.values())
+    return "\n".join([*(f"`{usage}`" for usage in USAGE.values()), *NOTES])

@@ -227,7 +227,9 @@ class RolloutService:
         observations = await self.observations(session, spec, now)
         result = decide(spec, status, observations, command, now)
         if isinstance(result, Refusal):
-            return Outcome(False, f"{result.problem}\n{result.hint}".strip())
+            # A refusal may quote a reason someone typed ("paused at 25 % (<!here> …)");
+            # the domain writes no Slack markup of its own, so all of it is escaped.
+            return Outcome(False, blocks.escape(f"{result.problem}\n{result.hint}".strip()))
         if not await repo.save_rollout(name, status.version, _columns(result.status, now)):
             raise _Moved  # another replica wrote first; roll this transaction back
         await self._record(session, spec, result, actor, now)

@@ -46,6 +46,13 @@ def slack_date(moment: datetime, fallback_format: str = "%Y-%m-%d %H:%M UTC") ->
     return f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{moment.strftime(fallback_format)}>"
 
 
+def escape(text: str) -> str:
+    """Text someone typed, made inert in a message: Slack's three escapes, so that a
+    `<!channel>`, `<@U…>` or `<https://…|link>` in a reason shows as typed and pings no one.
+    Only for user text: the bot's own mentions, dates and links are markup on purpose."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def mention(actor: str) -> str:
     return f"<@{actor}>" if actor[:1] in ("U", "W") else actor
 
@@ -86,7 +93,7 @@ def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
         f"Plan *{spec.plan.name}*: {plan} %",
     ]
     if status.hold_reason:
-        lines.append(f"Held: {status.hold_reason}")
+        lines.append(f"Held: {escape(status.hold_reason)}")
     blocks = [section("\n".join(lines))]
     buttons = rollout_buttons(spec, status)
     if buttons:
@@ -180,14 +187,14 @@ def change_message(
         line += " automatically"
     lines = [line]
     if change.forced:
-        lines.append(f"⚠️ Forced past the gates: {change.reason}")
+        lines.append(f"⚠️ Forced past the gates: {escape(change.reason)}")
     elif gates:
         for view in gates:
             lines.extend(gate_lines(view, prometheus_url))
         if change.verb == "hold":
             lines.append("The rollout holds here (no advance) and on-call is paged.")
     elif change.reason:
-        lines.append(f"Reason: {change.reason}")
+        lines.append(f"Reason: {escape(change.reason)}")
     if status.state is State.PAUSED and change.verb == "rollback":
         lines.append(
             f"Held at {status.percent} % until someone types `/rollout resume {spec.name}`."
@@ -210,7 +217,7 @@ def status_message(
         lines.append(
             f"{_STATE_MARK[status.state]} *{spec.name}* ({spec.flag}) · "
             f"{state_words(status)}\n{stage_line(spec, status)}"
-            + (f"\nHeld: {status.hold_reason}" if status.hold_reason else "")
+            + (f"\nHeld: {escape(status.hold_reason)}" if status.hold_reason else "")
         )
     text = "\n\n".join(lines) or "No rollouts are configured."
     return {"text": text, "blocks": [section(text)]}
@@ -228,7 +235,7 @@ def history_message(name: str, events: Sequence[dict[str, Any]]) -> dict[str, An
             f"{e['from_percent']} % → {e['to_percent']} % ({e['source']})"
         )
         if e["reason"]:
-            line += f" — {e['reason']}"
+            line += f" — {escape(e['reason'])}"
         lines.append(line)
     text = "\n".join(lines)
     return {"text": text, "blocks": [section(text)]}

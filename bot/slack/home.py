@@ -15,6 +15,7 @@ from bot.slack.blocks import (
     _STATE_MARK,
     Block,
     context,
+    escape,
     mention,
     progress_bar,
     section,
@@ -78,7 +79,7 @@ def _rollout_blocks(r: RolloutView) -> list[Block]:
         f"Plan *{r.plan}*: {plan} %",
     ]
     if r.hold_reason:
-        lines.append(f"Held: {r.hold_reason}")
+        lines.append(f"Held: {escape(r.hold_reason)}")
     for incident in r.incidents:
         holder = f"held by {mention(incident.holder)}" if incident.holder else "not acknowledged"
         lines.append(f"🚨 `{incident.id}` {incident.summary} ({holder})")
@@ -94,7 +95,7 @@ def _rollout_blocks(r: RolloutView) -> list[Block]:
             f"{e.from_percent} % → {e.to_percent} % {slack_date(e.at)}"
         )
         if e.reason:
-            last += f" — {e.reason}"
+            last += f" — {escape(e.reason)}"
         blocks.append(context(last))
     blocks.append({"type": "divider"})
     return blocks

@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.slack.blocks import escape
+
 TEAM_ID = "T0TEST"  # the stand-in's workspace
 TEAM_DOMAIN = "rollout-test"
 API_APP_ID = "A0TEST"
@@ -32,7 +34,7 @@ def slash_command(
             "user_id": user_id,
             "user_name": user_name,
             "command": command,
-            "text": rest.strip(),
+            "text": escape(rest.strip()),  # as Slack escapes what a person typed
             "api_app_id": API_APP_ID,
             "is_enterprise_install": "false",
             "response_url": response_url,

@@ -16,7 +16,7 @@ from typing import Any
 from bot.domain.durations import format_duration
 from bot.domain.gates import Outcome, fmt_value
 from bot.domain.rollout import AdvanceMode, RolloutSpec, RolloutStatus, State, state_words
-from bot.slack.blocks import Block, context, mention, section, slack_date, stage_line
+from bot.slack.blocks import Block, context, escape, mention, section, slack_date, stage_line
 
 MAX_BLOCKS = 50
 MAX_GATE_LINES = 8
@@ -67,7 +67,7 @@ class ChangeLine:
             if self.incident
             else f"{self.from_percent} % → {self.to_percent} %"
         )
-        reason = f" — {self.reason}" if self.reason else ""
+        reason = f" — {escape(self.reason)}" if self.reason else ""
         return f"• {slack_date(self.at)} {mention(self.actor)} {self.verb} {what}{reason}"
 
 
@@ -88,7 +88,7 @@ def next_step(view: CheckpointView) -> str:
     if any(i.holder is None for i in view.incidents):
         return "Waits for someone to acknowledge the open incident (`/rollout ack`)."
     if status.state is State.PAUSED:
-        why = f" ({status.hold_reason})" if status.hold_reason else ""
+        why = f" ({escape(status.hold_reason)})" if status.hold_reason else ""
         return f"Held{why}: waits for `/rollout resume {spec.name}`."
     if status.state is State.ROLLED_BACK:
         return f"Held at 0 %: waits for `/rollout start {spec.name}` to begin again."

@@ -69,9 +69,9 @@ async def test_every_verb_end_to_end(
 
     assert "now progressing at 10 %" in await cora.say("advance next")
     assert "now progressing at 25 %" in await cora.say("advance 25")
-    assert "paused at 25 %" in await forge.say("pause waiting for the on-call to come back")
+    assert "paused at 25 %" in await forge.say("pause -- waiting for the on-call to come back")
     assert "progressing at 25 %" in await cora.say("resume")
-    assert "paused at 10 %" in await forge.say("rollback to 10 error budget burning")
+    assert "paused at 10 %" in await forge.say("rollback to 10 -- error budget burning")
 
     texts = await thread_texts(standin, 6)
     assert texts == [
@@ -159,7 +159,7 @@ async def test_two_active_rollouts_need_a_name(
     assert "2 rollouts are active: `phase-4` (progressing at 5 %), `search-v2`" in reply
     assert "Name which one" in reply
     reply = await cora.say("advance 25 phase-5")
-    assert "`phase-5` is not a rollout name.\nDid you mean `phase-4`?" in reply
+    assert "`phase-5` is not a rollout; did you mean `phase-4`?\nKnown rollouts:" in reply
     assert "progressing at 25 %" in await cora.say("advance 25 phase-4")
 
     reply = await cora.say("rollback to 10 phase-4 latency creeping up")  # name after percent
@@ -298,16 +298,16 @@ GRAMMAR_ERRORS = [
     ("advance fast", "`fast` is not a percent", "Usage"),
     ("advance ²", "`²` is not a percent", "Usage"),
     ("advance 0", "No rollout is active.", "Type `/rollout advance NAME`"),
-    ("advance 25 nope", "`nope` is not a rollout name", "Known rollouts: `phase-4`"),
+    ("advance 25 nope", "`nope` is not a rollout.", "Known rollouts: `phase-4`"),
     ("advance 25 force", "A forced advance needs a reason", "Usage"),
-    ("start nope", "`nope` is not a rollout name", "Known rollouts"),
+    ("start nope", "`nope` is not a rollout.", "Known rollouts"),
     ("rollback to", "`to` needs a percent", "Usage"),
     ("rollback to 200", "not a percent between 0 and 100", "Usage"),
     ("rollback", "No rollout is active.", "Known rollouts: `phase-4` (not started)"),
     ("pause", "No rollout is active.", "/rollout pause NAME"),
     ("resume phase-4", "phase-4 is not started, not paused.", "/rollout status phase-4"),
     ("ack a b", "at most one incident", "Usage: `/rollout ack"),
-    ("history nope", "`nope` is not a rollout name", "Known rollouts"),
+    ("history nope", "`nope` is not a rollout.", "Known rollouts"),
     ("pause " + "x" * 2100, "the limit is 2000", "Shorten the reason"),
 ]
 
@@ -504,3 +504,174 @@ async def test_a_slow_database_still_answers_within_three_seconds(
     finally:
         release.cancel()
         blocker.close()
+
+
+# ---------------------------------------------------------------- names as people type them
+
+
+async def snapshot(http: aiohttp.ClientSession, bot: RolloutBot) -> dict[str, tuple[Any, ...]]:
+    rollouts = await api(http, bot, "/api/rollouts")
+    return {r["name"]: (r["state"], r["percent"], r["version"]) for r in rollouts}
+
+
+# (what to type before, so that the verb would act if it took the word for a reason or left
+# the name out, the command with a word that is no rollout's name, what the reply says)
+NOT_A_NAME = [
+    ([], "status phse-4", "did you mean `phase-4`?"),
+    ([], "status рhase-5", "did you mean `phase-4`?"),  # Cyrillic р: phase-5 is no rollout
+    ([], "start serch-v2", "did you mean `search-v2`?"),
+    ([], "start ѕearch-v3", "did you mean `search-v2`?"),  # Cyrillic ѕ
+    ([], "advance next phse-4", "did you mean `phase-4`?"),
+    ([], "advance phse-4 50", "did you mean `phase-4`?"),
+    ([], "advance 50 nosuch", "`nosuch` is not a rollout."),
+    ([], "advance 50 рhase-4x force canary noise", "did you mean `phase-4`?"),
+    ([], "pause phse-4", "did you mean `phase-4`?"),
+    ([], "pause phse-4 waiting for the on-call", "did you mean `phase-4`?"),
+    ([], "pause nosuch", "`nosuch` is not a rollout."),
+    ([], "pause waiting for the on-call", "`waiting` is not a rollout."),
+    (["pause phase-4"], "resume phse-4", "did you mean `phase-4`?"),
+    (["pause phase-4"], "resume рhase-5", "did you mean `phase-4`?"),
+    ([], "rollback phse-4", "did you mean `phase-4`?"),
+    ([], "rollback nosuch", "`nosuch` is not a rollout."),
+    ([], "rollback to 10 phse-4", "did you mean `phase-4`?"),
+    ([], "rollback to 10 error budget burning", "`error` is not a rollout."),
+    ([], "rollback phase\u200b-5 to 10", "did you mean `phase-4`?"),
+    ([], "history phse-4", "did you mean `phase-4`?"),
+    ([], "history nosuch", "`nosuch` is not a rollout."),
+]
+
+
+@pytest.mark.parametrize(
+    ("before", "text", "says"), NOT_A_NAME, ids=[c[1][:28] for c in NOT_A_NAME]
+)
+async def test_a_word_that_is_no_rollout_name_is_refused_and_moves_nothing(
+    make_bot: BotFactory,
+    standin: SlackStandIn,
+    http: aiohttp.ClientSession,
+    before: list[str],
+    text: str,
+    says: str,
+) -> None:
+    bot = await make_bot()  # phase-4 and search-v2
+    cora = SlackUser(http, bot, "U0CORA")  # a lead: may do everything, force included
+    for typed in ["start phase-4", "advance 25", *before]:
+        assert (await cora.say(typed)).startswith("Done:"), typed
+    await thread_texts(standin, 2 + len(before))
+    was = await snapshot(http, bot)
+    posted = len(standin.calls_to("chat.postMessage"))
+
+    reply = await cora.say(text)
+    assert "is not a rollout" in reply and says in reply
+    assert "Known rollouts: `phase-4`, `search-v2`." in reply
+    assert f"Usage: `/rollout {text.split()[0]} " in reply
+    await asyncio.sleep(0.3)
+    assert await snapshot(http, bot) == was
+    assert len(standin.calls_to("chat.postMessage")) == posted  # nothing said in the thread
+
+
+async def test_a_name_typed_as_people_type_it_is_that_rollout(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()  # phase-4 and search-v2: with both active, each must be named
+    cora = SlackUser(http, bot, "U0CORA")
+    assert "Done: phase-4 is now progressing at 5 %" in await cora.say("start PHASE-4")
+    assert "Done: search-v2 is now progressing" in await cora.say("start ѕearch-v2")  # Cyrillic
+    assert "Done: phase-4 is now progressing at 10 %" in await cora.say("advance next рhase-4")
+    assert "Done: phase-4 is now paused at 10 %" in await cora.say("pause phase\u200b-4 lunch")
+    assert "Done: phase-4 is now progressing" in await cora.say("resume `PHASE-4`")
+    assert "Done: search-v2 is now progressing at 25 %" in await cora.say(
+        "advance 25 ｓｅａｒｃｈ－ｖ２"  # full width
+    )
+    assert "Done: search-v2 is now paused at 10 %" in await cora.say(
+        "rollback to 10 search‑v2 -- p95 high"  # a non-breaking hyphen
+    )
+    status = await cora.say('status "search-v2",')
+    assert "*search-v2* (search_v2) · paused at 10 %" in status and "phase-4" not in status
+    assert "*phase-4* — last 4 changes:" in await cora.say("history phase–4")  # en dash
+
+    assert await snapshot(http, bot) == {
+        "phase-4": ("progressing", 10, 4),
+        "search-v2": ("paused", 10, 3),
+    }
+    texts = await thread_texts(standin, 7)
+    assert "<@U0CORA> paused phase-4 at 10 %\nReason: lunch" in texts
+    assert (
+        "<@U0CORA> rolled back search-v2 25 % → 10 %\nReason: p95 high\n"
+        "Held at 10 % until someone types `/rollout resume search-v2`."
+    ) in texts
+
+
+async def test_a_reason_without_a_name_goes_after_two_dashes(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot()  # phase-4 active, search-v2 configured
+    forge = SlackUser(http, bot, "U0FORGE")
+    await SlackUser(http, bot, "U0CORA").say("start phase-4")
+    await thread_texts(standin, 1)
+
+    reply = await forge.say("pause some words")
+    assert reply.startswith("`some` is not a rollout.\nKnown rollouts: `phase-4`, `search-v2`.")
+    assert "A reason without a name goes after `--`: `/rollout pause -- waiting for on-call`" in (
+        reply
+    )
+    assert (await api(http, bot, "/api/rollouts/phase-4"))["version"] == 1
+
+    assert "Done: phase-4 is now paused at 5 %" in await forge.say("pause -- some reason")
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["state"], state["hold_reason"]) == ("paused", "some reason")
+    assert (await thread_texts(standin, 2))[-1] == (
+        "<@U0FORGE> paused phase-4 at 5 %\nReason: some reason"
+    )
+
+
+PINGS = "<!channel> <!here> <!subteam^S123> <@U0BAD> <https://evil.example|click> R&D"
+INERT = (
+    "&lt;!channel&gt; &lt;!here&gt; &lt;!subteam^S123&gt; &lt;@U0BAD&gt; "
+    "&lt;https://evil.example|click&gt; R&amp;D"
+)
+MARKUP = ("<!channel>", "<!here>", "<!subteam", "<@U0BAD>", "<https://evil")
+
+
+def assert_no_markup(sent: str) -> None:
+    assert [m for m in MARKUP if m in sent] == [], sent
+
+
+async def test_a_reason_that_would_ping_reaches_the_channel_as_text(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(ONE_ROLLOUT)
+    cora = SlackUser(http, bot, "U0CORA")
+    forge = SlackUser(http, bot, "U0FORGE")
+    await cora.say("start")
+    await cora.say("advance 25")
+    # Typed into Slack as it stands; Slack sends it escaped, the bot keeps what was typed.
+    assert "Done: phase-4 is now paused" in await forge.say(f"pause -- {PINGS}")
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert state["hold_reason"] == PINGS
+    assert state["events"][-1]["reason"] == PINGS
+
+    refusal = await cora.say("advance next")  # the refusal quotes the hold reason
+    assert f"phase-4 is paused at 25 % ({INERT})." in refusal
+    assert_no_markup(refusal)
+
+    await cora.say("resume")
+    assert "Done: phase-4 is now paused at 10 %" in await forge.say(f"rollback to 10 -- {PINGS}")
+
+    replies = await standin.wait_for("chat.postMessage", lambda c: "thread_ts" in c.params, count=5)
+    paused, rolled_back = replies[2], replies[4]
+    for reply in (paused, rolled_back):
+        assert f"Reason: {INERT}" in reply.params["text"]
+        assert f"Reason: {INERT}" in dump(reply.params["blocks"])
+        assert_no_markup(reply.params["text"] + dump(reply.params["blocks"]))
+        assert reply.params["text"].startswith("<@U0FORGE> ")  # the bot's own mention stays
+    assert rolled_back.params["reply_broadcast"] in (True, "true", "1")  # shown in the channel
+
+    updates = await standin.wait_for("chat.update", count=4)
+    parent = dump(updates[-1].params["blocks"])
+    assert f"Held: rolled back from 25 %: {INERT}" in parent
+    assert_no_markup(parent)
+
+    history = await cora.say("history")
+    assert history.count(f"— {INERT}") == 2
+    assert_no_markup(history)
+    assert "<@U0FORGE> rolled back" in history

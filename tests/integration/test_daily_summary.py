@@ -132,7 +132,7 @@ async def test_a_rollout_rolled_back_during_the_day_is_in_the_summary(
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start")
     await clock.advance(timedelta(hours=3))
-    await cora.say("rollback error budget burning")
+    await cora.say("rollback -- error budget burning")
     await clock.advance(timedelta(hours=21))
     await settle(bot)
     (summary,) = [

@@ -43,7 +43,7 @@ async def test_two_replicas_share_one_database(
     assert sorted(r.startswith("Done:") for r in replies) == [False, True], replies
     assert "moved while you were acting" in next(r for r in replies if not r.startswith("Done:"))
 
-    assert "paused at 10 %" in await SlackUser(http, second, "U0FORGE").say("pause lunch")
+    assert "paused at 10 %" in await SlackUser(http, second, "U0FORGE").say("pause -- lunch")
     assert "progressing at 10 %" in await cora_on_first.say("resume")
 
     # Both outbox workers run; each message reaches Slack once, in order.

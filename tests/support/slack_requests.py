@@ -32,6 +32,12 @@ def default_response_url() -> str:
     return f"https://hooks.slack.com/commands/{TEAM_ID}/{next(_counter)}/{uuid.uuid4().hex[:24]}"
 
 
+def slack_escaped(typed: str) -> str:
+    """A command's text as Slack sends it: `&`, `<` and `>` escaped (`should_escape: false`
+    in the manifest, so mentions and links a person types arrive as that text)."""
+    return typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slash_payload(
     text: str,
     *,
@@ -43,7 +49,8 @@ def slash_payload(
     response_url: str | None = None,
     trigger_id: str | None = None,
 ) -> dict[str, str]:
-    """A slash command's fields: the form body, or a Socket Mode ``slash_commands`` payload."""
+    """A slash command's fields: the form body, or a Socket Mode ``slash_commands`` payload.
+    `text` is what the person typed; it is sent escaped, as Slack sends it."""
     return {
         "token": LEGACY_VERIFICATION_TOKEN,
         "team_id": TEAM_ID,
@@ -53,7 +60,7 @@ def slash_payload(
         "user_id": user_id,
         "user_name": user_name,
         "command": command,
-        "text": text,
+        "text": slack_escaped(text),
         "api_app_id": API_APP_ID,
         "is_enterprise_install": "false",
         "response_url": response_url or default_response_url(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.rollout import Advance, Pause, Resume, Rollback, Start
-from commands.parse import ParseError, Request, parse
+from commands.parse import ParseError, Request, help_text, parse
 
 KNOWN = {"phase-4", "search-v2"}
 
@@ -31,16 +31,46 @@ KNOWN = {"phase-4", "search-v2"}
         ),
         ("pause", Request("pause", None, Pause(""))),
         (
-            "pause waiting for the on-call to come back",
+            "pause -- waiting for the on-call to come back",
             Request("pause", None, Pause("waiting for the on-call to come back")),
         ),
+        (
+            'pause "waiting for the on-call"',
+            Request("pause", None, Pause("waiting for the on-call")),
+        ),
+        (
+            "pause “waiting for the on-call”",
+            Request("pause", None, Pause("waiting for the on-call")),
+        ),
+        ("pause --", Request("pause", None, Pause(""))),
+        ("pause —  lunch", Request("pause", None, Pause("lunch"))),  # `--` as autocorrected
         ("pause phase-4 lunch", Request("pause", "phase-4", Pause("lunch"))),
+        ("pause phase-4 -- lunch", Request("pause", "phase-4", Pause("lunch"))),
+        ('pause phase-4 "long lunch"', Request("pause", "phase-4", Pause("long lunch"))),
+        ("pause PHASE-4 lunch", Request("pause", "phase-4", Pause("lunch"))),
+        ("pause `phase-4` lunch", Request("pause", "phase-4", Pause("lunch"))),
+        ('pause "phase-4", lunch', Request("pause", "phase-4", Pause("lunch"))),
+        ("pause рhаse-4 lunch", Request("pause", "phase-4", Pause("lunch"))),  # Cyrillic р, а
+        ("pause phase\u200b-4 lunch", Request("pause", "phase-4", Pause("lunch"))),
+        ("pause phase-４ lunch", Request("pause", "phase-4", Pause("lunch"))),
+        ("pause phase–4 lunch", Request("pause", "phase-4", Pause("lunch"))),  # en dash
+        (
+            "pause -- &lt;!channel&gt; R&amp;D says &lt;@U0BAD&gt;",  # as Slack sends it
+            Request("pause", None, Pause("<!channel> R&D says <@U0BAD>")),
+        ),
+        ("status &lt;phase-4&gt;", Request("status", "phase-4")),
         ("resume", Request("resume", None, Resume())),
         ("resume phase-4", Request("resume", "phase-4", Resume())),
         ("rollback", Request("rollback", None, Rollback(0, ""))),
         (
-            "rollback to 10 error budget burning",
+            "rollback to 10 -- error budget burning",
             Request("rollback", None, Rollback(10, "error budget burning")),
+        ),
+        ("rollback -- p95 high", Request("rollback", None, Rollback(0, "p95 high"))),
+        ('rollback to 10 "p95 high"', Request("rollback", None, Rollback(10, "p95 high"))),
+        (
+            "rollback to 10 phase-4 latency creeping up",
+            Request("rollback", "phase-4", Rollback(10, "latency creeping up")),
         ),
         ("rollback phase-4 to 0 bad", Request("rollback", "phase-4", Rollback(0, "bad"))),
         ("rollback phase-4 p95 high", Request("rollback", "phase-4", Rollback(0, "p95 high"))),
@@ -48,6 +78,10 @@ KNOWN = {"phase-4", "search-v2"}
         ("ack INC-12", Request("ack", incident="INC-12")),
         ("history", Request("history")),
         ("history search-v2", Request("history", "search-v2")),
+        ("history SEARCH-V2", Request("history", "search-v2")),
+        ("resume ＰＨＡＳＥ-４", Request("resume", "phase-4", Resume())),
+        ("advance ѕearch-v2 25", Request("advance", "search-v2", Advance(25))),
+        ("advance next “search-v2”", Request("advance", "search-v2", Advance(None))),
     ],
 )
 def test_grammar(text: str, expected: Request) -> None:
@@ -63,12 +97,42 @@ def test_grammar(text: str, expected: Request) -> None:
         ("advance lots", "`lots` is not a percent", "Usage"),
         ("advance 2.5", "`2.5` is not a percent", "Usage"),
         ("advance -5", "`-5` is not a percent", "Usage"),
-        ("advance 25 phse-4", "`phse-4` is not a rollout name", "Did you mean `phase-4`?"),
-        ("advance 25 nope", "`nope` is not a rollout name", "Known rollouts: `phase-4`"),
+        ("advance 25 phse-4", "`phse-4` is not a rollout; did you mean `phase-4`?", "Usage"),
+        ("advance phse-4 25", "`phse-4` is not a rollout; did you mean `phase-4`?", "Usage"),
+        ("advance phse-4", "`phse-4` is not a rollout; did you mean `phase-4`?", "Usage"),
+        ("advance 25 nope", "`nope` is not a rollout.", "Known rollouts: `phase-4`"),
         ("advance 25 force", "A forced advance needs a reason", "Usage"),
-        ("start nope", "`nope` is not a rollout name", "Known rollouts"),
-        ("status nope", "`nope` is not a rollout name", "Known rollouts"),
-        ("resume phase-4 now", "`now` is not a rollout name", "Usage: `/rollout resume"),
+        ("advance 25 -- noise", "A reason goes after `force`", "Usage: `/rollout advance"),
+        ("start nope", "`nope` is not a rollout.", "Known rollouts: `phase-4`, `search-v2`"),
+        ("start serch-v2", "`serch-v2` is not a rollout; did you mean `search-v2`?", "Usage"),
+        ("status nope", "`nope` is not a rollout.", "Known rollouts"),
+        ("status phse-4", "did you mean `phase-4`?", "Usage: `/rollout status [NAME]`"),
+        ("status -- why", "`/rollout status` takes no reason", "Usage"),
+        ("history phse-4", "did you mean `phase-4`?", "Usage: `/rollout history [NAME]`"),
+        ("resume phse-4", "did you mean `phase-4`?", "Usage: `/rollout resume [NAME]`"),
+        ("resume phase-4 now", "takes nothing more (got `now`)", "Usage: `/rollout resume"),
+        ("pause phse-4", "`phse-4` is not a rollout; did you mean `phase-4`?", "`--`"),
+        ("pause phse-4 lunch", "did you mean `phase-4`?", "Known rollouts: `phase-4`"),
+        ('pause "phse-4"', "did you mean `phase-4`?", "Usage: `/rollout pause"),
+        (
+            "pause waiting for the on-call",
+            "`waiting` is not a rollout.",
+            "A reason without a name goes after `--`: `/rollout pause -- waiting for on-call`",
+        ),
+        ("pause рhase-5", "`рhase-5` is not a rollout; did you mean `phase-4`?", "Usage"),
+        ("pause phase-ж", "It has `ж` (CYRILLIC SMALL LETTER ZHE)", "Known rollouts"),
+        ("pause \u202ephase-4", "It has U+202E (RIGHT-TO-LEFT OVERRIDE)", "Known rollouts"),
+        ("pause `phse-4`", "`'phse-4'` is not a rollout", "Usage"),  # its backticks shown as '
+        ('pause "waiting for', "opening quote has no closing one", "Usage"),
+        ('pause "waiting a bit" for', "Nothing goes after the quoted reason (got `for`)", "Usage"),
+        ("rollback nosuch", "`nosuch` is not a rollout.", "Known rollouts: `phase-4`"),
+        ("rollback phse-4 to 10", "did you mean `phase-4`?", "Usage: `/rollout rollback"),
+        ("rollback to 10 phse-4", "did you mean `phase-4`?", "Usage: `/rollout rollback"),
+        (
+            "rollback to 10 error budget burning",
+            "`error` is not a rollout.",
+            "`/rollout rollback to 10 -- error budget burning`",
+        ),
         ("rollback to", "`to` needs a percent", "Usage"),
         ("rollback to ten", "`ten` is not a percent", "Usage"),
         ("rollback to 150", "`150` is not a percent between 0 and 100", "Usage"),
@@ -81,3 +145,19 @@ def test_mistakes_say_what_was_wrong_and_what_to_type(text: str, problem: str, h
         parse(text, KNOWN)
     assert problem in caught.value.problem
     assert hint in caught.value.hint
+
+
+def test_help_gives_the_grammar_and_where_a_reason_goes() -> None:
+    text = help_text()
+    assert "`/rollout pause [NAME] [-- REASON]`" in text
+    assert "`/rollout rollback [NAME] [to PERCENT] [-- REASON]`" in text
+    assert "Anything after NAME is the reason; without a NAME, the reason goes after `--`" in text
+
+
+def test_the_name_is_always_the_configured_one() -> None:
+    for typed in ("PHASE-4", "`phase-4`", "рhase-4", "phase\u200b-4", "phase-４", "phase–4"):
+        for verb in ("status", "history", "resume", "start", "pause", "rollback"):
+            assert parse(f"{verb} {typed}", KNOWN).name == "phase-4", (verb, typed)
+        assert parse(f"advance next {typed}", KNOWN).name == "phase-4"
+        assert parse(f"advance {typed} 25", KNOWN).name == "phase-4"
+        assert parse(f"rollback to 10 {typed}", KNOWN).name == "phase-4"
