@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import annotated_types
@@ -110,6 +110,7 @@ def _kind(annotation: Any, path: str, queue: list[tuple[str, type[BaseModel]]]) 
             float: "number",
             bool: "boolean",
             timedelta: "duration",
+            date: "date (YYYY-MM-DD)",
         }
         if annotation in simple:
             return simple[annotation]
