@@ -24,12 +24,13 @@ from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
 from bot.server import build_web_app
 from bot.services import incident_outbox
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
-from bot.services.gates import GATES, SOAK, GateService
+from bot.services.gates import GATES, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
 from bot.services.incidents import TIMER_KIND, IncidentService
 from bot.services.outbox import OutboxWorker
 from bot.services.overview import OverviewSource, gate_states, open_incidents
-from bot.services.rollouts import RolloutService
+from bot.services.people import GroupMembers, People
+from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app_home import AppHome
@@ -145,7 +146,11 @@ class RolloutBot:
             )
             self.service.on_change.append(self.flags_file.kick.set)
         self.checkpoints = self._checkpoints(sessions, specs)
-        self.handler = Handler(self.service, self.config.roles, self.incidents)
+        self.people = People(self._group_members(client), self.clock)
+        self.handler = Handler(
+            self.service, self.config.rollout_policy(), self.incidents, self.people
+        )
+        self.scheduler.on(EXPIRY, self.service.expire)
         if not self.config.roles.configured:
             log.warning(
                 "No roles configured: everyone in the workspace may start, advance, "
@@ -240,13 +245,18 @@ class RolloutBot:
             self.standin = None
         await self.engine.dispose()
 
-    def _incidents(
-        self, sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient
-    ) -> IncidentService:
+    @staticmethod
+    def _group_members(client: AsyncWebClient) -> GroupMembers:
         async def group_members(group: str) -> list[str]:
             response = await client.usergroups_users_list(usergroup=group)
             return [str(u) for u in response.get("users") or []]
 
+        return group_members
+
+    def _incidents(
+        self, sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient
+    ) -> IncidentService:
+        group_members = self._group_members(client)
         incidents = IncidentService(
             sessions,
             self.clock,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
     EventRow,
+    FreezeRow,
     GateStateRow,
     MessageRefRow,
     OutboxRow,
@@ -20,6 +21,9 @@ from storage.models import (
     RolloutRow,
     TimerRow,
 )
+
+FREEZE_ALL = "all"
+EVERY_ROLLOUT = "*"  # the audit log's rollout for what applies to every one (the freeze)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,23 @@ class Repository:
             .execution_options(synchronize_session=False)
         )
 
+    # --- the emergency freeze --------------------------------------------------------
+
+    async def freeze(self) -> FreezeRow | None:
+        return await self.session.get(FreezeRow, FREEZE_ALL)
+
+    async def set_freeze(self, reason: str, by: str, now: datetime) -> bool:
+        """Freeze every rollout; False when a freeze already holds (another writer won)."""
+        if await self.freeze() is not None:
+            return False
+        self.session.add(FreezeRow(scope=FREEZE_ALL, reason=reason, by_user=by, at=now))
+        await self.session.flush()
+        return True
+
+    async def lift_freeze(self) -> bool:
+        result = await self.session.execute(delete(FreezeRow).where(FreezeRow.scope == FREEZE_ALL))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     # --- audit events -----------------------------------------------------------------
 
     def add_event(self, event: EventRow) -> None:
@@ -89,7 +110,7 @@ class Repository:
     async def events(self, rollout: str, limit: int = 20) -> Sequence[EventRow]:
         query = (
             select(EventRow)
-            .where(EventRow.rollout == rollout)
+            .where(EventRow.rollout.in_([rollout, EVERY_ROLLOUT]))
             .order_by(EventRow.id.desc())
             .limit(limit)
         )

@@ -40,14 +40,12 @@ from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import Tier, tier_for
 from bot.domain.rollout import ACTIVE_STATES, Decision, Evaluate, RolloutSpec, RolloutStatus, State
 from bot.prometheus import MetricsSource, SeriesSource
-from bot.services.rollouts import AUTOMATIC, Actor, Moved, RolloutService, status_of
+from bot.services.rollouts import BOT, SOAK, Moved, RolloutService, status_of
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)
 
 GATES = "gates"
-SOAK = "soak"
-BOT = Actor(AUTOMATIC, "automatic")
 
 
 class GateService:
@@ -121,6 +119,8 @@ class GateService:
         stage = status.stage(spec.plan)
         if status.state is State.PROGRESSING and stage and status.stage_started_at:
             due = status.stage_started_at + stage.soak
+            if status.waiting is not None and status.waiting.until is not None:
+                due = max(due, status.waiting.until)  # a freeze window: on at its end
             await repo.set_timer(f"{SOAK}:{name}", SOAK, due, {"rollout": name})
         else:
             await repo.cancel_timer(f"{SOAK}:{name}")
