@@ -180,12 +180,23 @@ def _card(r: RolloutView, overview: Overview) -> str:
     ]
     if r.hold_reason:
         lines.append(f'<p class="hold"><strong>Held:</strong> {escape(r.hold_reason)}</p>')
+    if r.held_by:
+        lines.append(f'<p class="hold"><strong>Held:</strong> {_held_by(r, overview)}</p>')
     lines.append(_gates(r))
     if r.incidents:
         lines.append("<h3>Open incidents</h3>" + _incident_list(r.incidents))
     lines.append(_timeline(r.events, overview))
     lines.append("</article>")
     return "\n".join(line for line in lines if line)
+
+
+def _held_by(r: RolloutView, overview: Overview) -> str:
+    """error_rate — Prometheus unreachable since 14:02 UTC; … (the config's timezone)."""
+    return "; ".join(
+        f"{escape(h.gate)} — {escape(h.words)} since "
+        f'<time datetime="{h.since.isoformat()}">{_time(h.since, overview)}</time>'
+        for h in r.held_by
+    )
 
 
 def _state_label(state: str) -> str:

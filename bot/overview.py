@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.rollout import RolloutSpec, RolloutStatus, state_words
+from bot.domain.gates import GateHold
+from bot.domain.rollout import (
+    HOLD_CHANGE,
+    HOLD_END,
+    HOLD_START,
+    RolloutSpec,
+    RolloutStatus,
+    state_words,
+)
 
 RECENT_EVENTS = 5
 _VERB_WORDS = {
@@ -22,6 +30,10 @@ _VERB_WORDS = {
     "resume": "resumed",
     "rollback": "rolled back",
     "complete": "completed",
+    "hold": "held",
+    HOLD_START: "held",
+    HOLD_CHANGE: "updated the hold",
+    HOLD_END: "lifted the hold",
 }
 
 
@@ -81,6 +93,7 @@ class RolloutView:
     events: tuple[EventView, ...] = ()  # newest first
     gates: tuple[GateView, ...] = ()
     incidents: tuple[IncidentView, ...] = ()
+    held_by: tuple[GateHold, ...] = ()  # gates unknown now (no data, source down), since when
 
     @property
     def soak_ends_at(self) -> datetime | None:
@@ -131,6 +144,7 @@ def build_overview(
                 events=tuple(_event(e) for e in reversed(events.get(name, ()))),
                 gates=tuple((gates or {}).get(name, ())),
                 incidents=tuple(i for i in incidents if i.rollout == name),
+                held_by=status.held_by,
             )
         )
     return Overview(tuple(rollouts), now, timezone, tuple(incidents))

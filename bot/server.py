@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.domain.exposure import evaluate
 from bot.flags import read_document
 from bot.metrics import Metrics
-from bot.services.rollouts import RolloutService
+from bot.services.rollouts import RolloutService, holds_json
 from storage.db import ping
 from storage.repository import Repository
 
@@ -190,6 +190,7 @@ def _rollout_json(service: RolloutService, name: str, status: Any) -> dict[str, 
         else None,
         "soak_seconds": int(stage.soak.total_seconds()) if stage else None,
         "hold_reason": status.hold_reason,
+        "held_by": holds_json(status.held_by),
         "advance": spec.advance.value,
         "gates": list(spec.gates),
     }

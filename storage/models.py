@@ -44,6 +44,8 @@ class RolloutRow(Base):
     updated_at: Mapped[datetime]
     pending: Mapped[dict[str, Any] | None]  # a step waiting for a second person
     waiting: Mapped[dict[str, Any] | None]  # why a due automatic advance waits
+    # The gates holding it (unknown): [{"gate", "outcome", "since" (ISO)}]; NULL when none.
+    held_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class EventRow(Base):

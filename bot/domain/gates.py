@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -52,6 +52,44 @@ class GateView:
 
 
 Observations = Mapping[str, GateView]
+
+UNKNOWN = (Outcome.NO_DATA, Outcome.SOURCE_DOWN)
+
+
+@dataclass(frozen=True)
+class GateHold:
+    """A gate that holds a rollout: unknown (no data, or the source down) since `since`.
+
+    While a gate stays unknown its `since` does not move (`assess.next_view` carries it), so
+    the gate and its outcome say whether a hold changed.
+    """
+
+    gate: str
+    outcome: Outcome  # NO_DATA or SOURCE_DOWN
+    since: datetime
+
+    @property
+    def words(self) -> str:
+        return "Prometheus unreachable" if self.outcome is Outcome.SOURCE_DOWN else "no data"
+
+    def line(self, since_words: str) -> str:
+        """"error_rate — Prometheus unreachable since 14:02", the time as the surface shows
+        times."""
+        return f"{self.gate} — {self.words} since {since_words}"
+
+
+def gate_holds(gate_names: tuple[str, ...], observations: Observations) -> tuple[GateHold, ...]:
+    """The configured gates that are unknown now, in config order."""
+    return tuple(
+        GateHold(v.name, v.outcome, v.since)
+        for name in gate_names
+        if (v := observations.get(name)) is not None and v.outcome in UNKNOWN
+    )
+
+
+def held_words(holds: Sequence[GateHold], since_words: Callable[[datetime], str]) -> str:
+    """Every hold on one line, joined with "; "."""
+    return "; ".join(h.line(since_words(h.since)) for h in holds)
 
 
 def blocking_gates(

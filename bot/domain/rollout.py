@@ -12,11 +12,14 @@ from enum import StrEnum
 
 from bot.domain.durations import format_duration
 from bot.domain.gates import (
+    UNKNOWN,
+    GateHold,
     GateView,
     Observations,
     Outcome,
     blocking_gates,
     fmt_value,
+    gate_holds,
     stale_words,
 )
 from bot.domain.plans import Plan, Stage
@@ -82,6 +85,7 @@ class RolloutStatus:
     version: int = 0
     pending: PendingStep | None = None
     waiting: Waiting | None = None
+    held_by: tuple[GateHold, ...] = ()  # gates unknown now: no advance until measured again
 
     def stage(self, plan: Plan) -> Stage | None:
         if self.stage_index is None:
@@ -153,7 +157,8 @@ class Expire:
 class Evaluate:
     """The bot's own look at a rollout after measuring its gates or at a soak's end:
     roll back on a gate red for its whole window, page on-call for a gate unknown past
-    its grace, advance (or complete) after a green soak. Observations carry `since`."""
+    its grace, say when gates start or stop holding it (unknown: no advance), advance (or
+    complete) after a green soak. Observations carry `since`."""
 
     verb = "evaluate"
 
@@ -650,11 +655,15 @@ def _rollback(
             stage_started_at=now,
             hold_reason=held,
             version=status.version + 1,
+            held_by=status.held_by,  # still exposed, so still watched: the gates still hold
         )
     return _decision(spec, status, new, "rollback", reason=reason, broadcast=True)
 
 
 NOTHING_TO_DO = "nothing to do"
+# A gate turned unknown (no data, source down), another one did while held, or every gate
+# is measured again: said once in the thread, not on every tick.
+HOLD_START, HOLD_CHANGE, HOLD_END = "hold_start", "hold_change", "hold_end"
 
 
 def _evaluate(
@@ -670,15 +679,14 @@ def _evaluate(
     failing = [v for v in views if v.outcome is Outcome.FAIL and v.sustained(now)]
     if failing:
         return _automatic_rollback(spec, status, failing)
+    holds = gate_holds(spec.gates, observations)
     overdue = [
-        v
-        for v in views
-        if v.outcome in (Outcome.NO_DATA, Outcome.SOURCE_DOWN)
-        and not v.escalated
-        and now - v.since >= v.grace
+        v for v in views if v.outcome in UNKNOWN and not v.escalated and now - v.since >= v.grace
     ]
     if overdue:
-        return _hold_and_page(spec, status, overdue, now)
+        return _hold_and_page(spec, status, overdue, holds, now)
+    if _hold_key(holds) != _hold_key(status.held_by):
+        return _hold_changed(spec, status, holds, observations)
     if status.state is not State.PROGRESSING:
         return Refusal(NOTHING_TO_DO, f"{spec.name} is paused")
     stage = status.stage(spec.plan)
@@ -779,8 +787,44 @@ def _automatic_rollback(
     return replace(decision, effects=(*decision.effects, incident), gates=tuple(failing))
 
 
+def _hold_key(holds: tuple[GateHold, ...]) -> tuple[tuple[str, Outcome], ...]:
+    return tuple((h.gate, h.outcome) for h in holds)
+
+
+def _holding(status: RolloutStatus, holds: tuple[GateHold, ...]) -> RolloutStatus:
+    """The status held by `holds`: unchanged (same version) when they are the held ones."""
+    if _hold_key(holds) == _hold_key(status.held_by):
+        return status
+    return replace(status, held_by=holds, version=status.version + 1)
+
+
+def _hold_changed(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    holds: tuple[GateHold, ...],
+    observations: Observations,
+) -> Decision:
+    """The gates that hold the rollout changed: a hold starts, changes or ends. Nothing
+    moves; the thread and the parent message say so, once."""
+    if holds:
+        verb = HOLD_CHANGE if status.held_by else HOLD_START
+        reason = "; ".join(f"{h.gate}: {h.words}" for h in holds)
+        evidence = [observations[h.gate] for h in holds]
+    else:
+        verb = HOLD_END
+        back = [h.gate for h in status.held_by]
+        reason = f"{', '.join(back)} {'is' if len(back) == 1 else 'are'} measured again"
+        evidence = [v for g in back if (v := observations.get(g)) is not None]
+    change = Change(verb, status.state, status.state, status.percent, status.percent, reason)
+    return Decision(_holding(status, holds), change, (Announce(),), tuple(evidence))
+
+
 def _hold_and_page(
-    spec: RolloutSpec, status: RolloutStatus, overdue: list[GateView], now: datetime
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    overdue: list[GateView],
+    holds: tuple[GateHold, ...],
+    now: datetime,
 ) -> Decision:
     """A gate unknown past its grace: the rollout stays where it is, on-call is paged."""
     lines = [
@@ -799,7 +843,7 @@ def _hold_and_page(
                 f"{v.detail}\nquery: {v.query}",
             )
         )
-    return Decision(status, change, tuple(effects), tuple(overdue))
+    return Decision(_holding(status, holds), change, tuple(effects), tuple(overdue))
 
 
 def gate_reason(view: GateView) -> str:
@@ -828,6 +872,8 @@ def _decision(
     new_thread: bool = False,
 ) -> Decision:
     new = replace(new, pending=None, waiting=None)  # a rollout that moved drops both
+    if new.state not in ACTIVE_STATES or new.percent == 0:
+        new = replace(new, held_by=())  # no traffic exposed: no gate holds it any more
     change = Change(verb, old.state, new.state, old.percent, new.percent, reason, forced)
     effects: list[Effect] = [Announce(broadcast=broadcast, new_thread=new_thread)]
     if new.percent != old.percent:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.domain.gates import Observations
+from bot.domain.gates import GateHold, Observations
+from bot.domain.gates import Outcome as GateOutcome
 from bot.domain.policy import EmergencyFreeze, Person, Policy, Role
 from bot.domain.rollout import (
     Advance,
@@ -95,7 +96,27 @@ def status_of(row: RolloutRow) -> RolloutStatus:
         version=row.version,
         pending=_pending_of(row.pending),
         waiting=_waiting_of(row.waiting),
+        held_by=holds_of(row.held_by),
     )
+
+
+def holds_of(stored: list[dict[str, Any]] | None) -> tuple[GateHold, ...]:
+    return tuple(
+        GateHold(h["gate"], GateOutcome(h["outcome"]), _aware(datetime.fromisoformat(h["since"])))
+        for h in stored or ()
+    )
+
+
+def holds_json(holds: tuple[GateHold, ...]) -> list[dict[str, Any]]:
+    """As stored, and as the API shows them: gate, outcome, since (ISO 8601, UTC)."""
+    return [
+        {"gate": h.gate, "outcome": h.outcome.value, "since": h.since.astimezone(UTC).isoformat()}
+        for h in holds
+    ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _columns(status: RolloutStatus, now: datetime) -> dict[str, Any]:
@@ -108,6 +129,7 @@ def _columns(status: RolloutStatus, now: datetime) -> dict[str, Any]:
         "version": status.version,
         "pending": _pending_json(status.pending),
         "waiting": _waiting_json(status.waiting),
+        "held_by": holds_json(status.held_by) or None,
         "updated_at": now,
     }
 

@@ -8,9 +8,12 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.domain.durations import format_duration
-from bot.domain.gates import GateView, Outcome, fmt_value
+from bot.domain.gates import GateView, Outcome, fmt_value, held_words
 from bot.domain.policy import EmergencyFreeze
 from bot.domain.rollout import (
+    HOLD_CHANGE,
+    HOLD_END,
+    HOLD_START,
     Change,
     PendingStep,
     Refusal,
@@ -46,6 +49,9 @@ _VERB_WORDS = {
     "wait": "holds the automatic advance of",
     "freeze": "froze every rollout",
     "unfreeze": "lifted the freeze on every rollout",
+    HOLD_START: "held",
+    HOLD_CHANGE: "updated the hold",
+    HOLD_END: "lifted the hold",
 }
 
 
@@ -177,7 +183,20 @@ def stage_line(spec: RolloutSpec, status: RolloutStatus) -> str:
 
 def summary_text(spec: RolloutSpec, status: RolloutStatus) -> str:
     """One line for notifications and fallbacks."""
-    return f"{spec.name}: {state_words(status)}"
+    held = f", held: {held_text(status)}" if status.held_by else ""
+    return f"{spec.name}: {state_words(status)}{held}"
+
+
+def held_text(status: RolloutStatus) -> str:
+    """The gates holding the rollout: "error_rate — Prometheus unreachable since <date>"."""
+    return held_words(status.held_by, slack_date)
+
+
+def _held_lines(status: RolloutStatus) -> list[str]:
+    lines = [f"Held: {escape(status.hold_reason)}"] if status.hold_reason else []
+    if status.held_by:
+        lines.append(f"Held: {held_text(status)}")
+    return lines
 
 
 def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
@@ -188,9 +207,8 @@ def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
         f"{mark} *{spec.name}* · flag `{spec.flag}` · {state_words(status)}",
         stage_line(spec, status),
         f"Plan *{spec.plan.name}*: {plan} %",
+        *_held_lines(status),
     ]
-    if status.hold_reason:
-        lines.append(f"Held: {escape(status.hold_reason)}")
     if status.pending is not None:
         lines.append(pending_line(status.pending))
     if status.waiting is not None:
@@ -278,6 +296,9 @@ def change_message(
     prometheus_url: str = "",
 ) -> dict[str, Any]:
     """A thread reply saying what changed, who did it and why."""
+    if change.verb in (HOLD_START, HOLD_CHANGE, HOLD_END):
+        text = hold_line(spec, change, status, gates)
+        return {"text": text.replace("*", ""), "blocks": [section(text)]}
     verb = _VERB_WORDS.get(change.verb, change.verb)
     if change.from_percent != change.to_percent:
         movement = f"{change.from_percent} % → *{change.to_percent} %*"
@@ -339,6 +360,37 @@ def _wait_line(spec: RolloutSpec, change: Change, status: RolloutStatus) -> str:
     )
 
 
+def hold_line(
+    spec: RolloutSpec, change: Change, status: RolloutStatus, gates: Sequence[GateView]
+) -> str:
+    """The one thread line for a hold starting, changing or ending. `gates` are the held
+    gates (start, change) or the gates measured again (end)."""
+    name = f"*{spec.name}*"
+    if change.verb == HOLD_END:
+        line = f"▶️ {name} is no longer held: {change.reason}."
+        red = [v for v in gates if v.outcome is Outcome.FAIL]
+        if red:
+            window = format_duration(max(v.window for v in red))
+            names = ", ".join(v.name for v in red)
+            line += f" {names} {'is' if len(red) == 1 else 'are'} red: it rolls back if it"
+            line += f" stays red for {window}."
+        elif status.state is State.PROGRESSING:
+            line += " The soak counts green time from now."
+        return line
+    if change.verb == HOLD_CHANGE:
+        return f"⏸️ {name} is still held at {status.percent} %: {held_text(status)}."
+    several = len(status.held_by) > 1
+    line = (
+        f"⏸️ {name} is held at {status.percent} %: {held_text(status)}. It will not advance"
+        f" until {'the gates are' if several else 'the gate is'} measured again"
+    )
+    waiting = [v for v in gates if not v.escalated]
+    if waiting:
+        grace = format_duration(min(v.grace for v in waiting))
+        line += f"; on-call is paged if this lasts {grace}"
+    return line + "."
+
+
 def status_message(
     specs: Sequence[RolloutSpec],
     statuses: dict[str, RolloutStatus],
@@ -353,8 +405,7 @@ def status_message(
             f"{_STATE_MARK[status.state]} *{spec.name}* ({spec.flag}) · {state_words(status)}",
             stage_line(spec, status),
         ]
-        if status.hold_reason:
-            parts.append(f"Held: {escape(status.hold_reason)}")
+        parts.extend(_held_lines(status))
         if status.pending is not None:
             parts.append(pending_line(status.pending))
         if status.waiting is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.domain.gates import held_words
 from bot.domain.rollout import State
 from bot.overview import IncidentView, Overview, RolloutView, verb_words
 from bot.slack.blocks import (
@@ -80,6 +81,8 @@ def _rollout_blocks(r: RolloutView) -> list[Block]:
     ]
     if r.hold_reason:
         lines.append(f"Held: {escape(r.hold_reason)}")
+    if r.held_by:
+        lines.append(f"Held: {held_words(r.held_by, slack_date)}")
     for incident in r.incidents:
         holder = f"held by {mention(incident.holder)}" if incident.holder else "not acknowledged"
         lines.append(f"🚨 `{incident.id}` {incident.summary} ({holder})")

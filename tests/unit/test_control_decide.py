@@ -18,7 +18,7 @@ from bot.domain.assess import (
     history_holds,
     next_view,
 )
-from bot.domain.gates import GateView, Outcome
+from bot.domain.gates import GateHold, GateView, Outcome
 from bot.domain.plans import Plan, Stage, Tier
 from bot.domain.rollout import (
     Advance,
@@ -195,14 +195,16 @@ def test_unknown_gates_hold_then_page_once_past_the_grace() -> None:
         "error_rate": view(ERRORS, Outcome.SOURCE_DOWN, T0, None),
         "p95": view(LATENCY, Outcome.PASS, T0),
     }
-    assert isinstance(decide(spec(), running(), views, Evaluate(), T0 + 29 * S), Refusal)
-    held = decide(spec(), running(), views, Evaluate(), T0 + 30 * S)
+    # The hold itself is said at once (tests/unit/test_holds.py); then nothing until the grace.
+    holding = replace(running(), held_by=(GateHold("error_rate", Outcome.SOURCE_DOWN, T0),))
+    assert isinstance(decide(spec(), holding, views, Evaluate(), T0 + 29 * S), Refusal)
+    held = decide(spec(), holding, views, Evaluate(), T0 + 30 * S)
     assert isinstance(held, Decision)
-    assert held.status == running() and held.change.verb == "hold"
+    assert held.status == holding and held.change.verb == "hold"
     assert [e.kind for e in held.effects if isinstance(e, OpenIncident)] == ["source_down"]
     paged = replace(views["error_rate"], escalated=True)
     escalated = {**views, "error_rate": paged}
-    assert isinstance(decide(spec(), running(), escalated, Evaluate(), T0 + 99 * S), Refusal)
+    assert isinstance(decide(spec(), holding, escalated, Evaluate(), T0 + 99 * S), Refusal)
 
 
 def test_manual_advance_is_refused_with_the_reasons() -> None:
