@@ -83,9 +83,9 @@ class RolloutStatus:
     stage_started_at: datetime | None = None
     hold_reason: str = ""
     version: int = 0
+    held_by: tuple[GateHold, ...] = ()  # gates unknown now: no advance until measured again
     pending: PendingStep | None = None
     waiting: Waiting | None = None
-    held_by: tuple[GateHold, ...] = ()  # gates unknown now: no advance until measured again
 
     def stage(self, plan: Plan) -> Stage | None:
         if self.stage_index is None:
