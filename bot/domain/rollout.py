@@ -292,8 +292,10 @@ _STEP_WORDS = {
 
 def not_allowed(policy: Policy, step: str, name: str = "") -> Refusal:
     """Which role a step needs, and who holds it."""
-    roles = [r for r in policy.roles_allowed(step) if r is not Role.OWNER or name]
-    needs = " or ".join(_ROLE_WORDS[r].format(name=name) for r in roles)
+    held = [r for r in policy.roles_allowed(step) if policy.holders.get(r)]
+    roles = held or [r for r in policy.roles_allowed(step) if r is not Role.OWNER]
+    words = [_ROLE_WORDS[r].format(name=name) for r in roles]
+    needs = " or ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " or " + words[-1]
     action = _STEP_WORDS.get(step, f"{step} {name}").format(name=name).strip()
     return Refusal(
         f"You may not {action}: that needs {needs}.",

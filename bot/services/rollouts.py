@@ -56,7 +56,7 @@ class Actor:
 
     def person(self) -> Person | None:
         """Who `decide` sees: None for the bot's own decisions."""
-        return None if self.source == "automatic" else Person(self.user, self.roles)
+        return None if self.user == AUTOMATIC else Person(self.user, self.roles)
 
 
 BOT = Actor(AUTOMATIC, "automatic")
@@ -423,7 +423,7 @@ class RolloutService:
         decision: Decision,
         actor: Actor,
         now: datetime,
-        observations: Observations,
+        observations: Observations | None = None,
     ) -> None:
         repo = Repository(session)
         change = decision.change
@@ -441,7 +441,7 @@ class RolloutService:
                 reason=change.reason,
                 forced=change.forced,
                 version=decision.status.version,
-                gates=_gate_values(observations),
+                gates=_gate_values(observations or {}),
                 policy=_policy_note(decision),
             )
         )

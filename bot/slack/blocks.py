@@ -90,10 +90,10 @@ def refusal_text(refusal: Refusal) -> str:
     """A refusal from the domain, as the person who typed the command reads it. It may
     quote a reason someone typed, and the domain writes no Slack markup: all of it is
     escaped; who may act instead is added as mentions."""
-    text = escape(f"{refusal.problem}\n{refusal.hint}".strip())
+    text = escape(refusal.problem)
     if refusal.who:
-        text += f"\nWho may: {who_words(refusal.who)}."
-    return text
+        text += f" Who may: {who_words(refusal.who)}."
+    return f"{text}\n{escape(refusal.hint)}".strip()
 
 
 def request_reply(spec: RolloutSpec, pending: PendingStep) -> str:

@@ -126,6 +126,9 @@ async def test_every_verb_end_to_end(
         "reason": "waiting for the on-call to come back",
         "forced": False,
         "version": 4,
+        "gates": {},
+        "policy": {},
+        "every_rollout": False,
     }
 
     assert "now rolled back to 0 %" in await forge.say("rollback phase-4")
@@ -180,13 +183,16 @@ async def test_roles_refuse_and_say_who_may(
     forge = SlackUser(http, bot, "U0FORGE")  # operator
     stranger = SlackUser(http, bot, "U0STRANGER")
     assert (await forge.say("start phase-4")) == (
-        "You may not start a rollout. Who may: <@U0CORA>. Ask one of them, or a config change."
+        "You may not start phase-4: that needs a lead. "
+        "Who may: <@U0CORA>.\nAsk one of them, or change the roles in the config."
     )
     await SlackUser(http, bot, "U0CORA").say("start phase-4")
     reply = await stranger.say("rollback phase-4")
-    assert "You may not rollback a rollout. Who may: <@U0FORGE>, <@U0CORA>." in reply
+    assert "You may not rollback phase-4: that needs an operator or a lead" in reply
+    assert "Who may: <@U0FORGE>, <@U0CORA>." in reply
     reply = await forge.say("advance 50 phase-4 force noise")
-    assert "You may not force an advance past red gates. Who may: <@U0CORA>." in reply
+    assert "You may not force an advance of phase-4: that needs a lead." in reply
+    assert "Who may: <@U0CORA>." in reply
     assert "*phase-4* (phase_4_deployment) · progressing at 5 %" in await stranger.say("status")
     await asyncio.sleep(0.3)
     posted = [c.params["text"] for c in standin.calls_to("chat.postMessage")]
@@ -432,7 +438,7 @@ async def test_buttons_take_the_same_path_as_commands(
     # A stranger's click is refused like a stranger's command.
     assert await click(http, bot, standin, "rollout_pause", user="U0STRANGER") == 200
     refused = await standin.wait_for("chat.postEphemeral", count=2)
-    assert "You may not pause a rollout" in refused[-1].params["text"]
+    assert "You may not pause phase-4" in refused[-1].params["text"]
 
     # The rollback button carries a confirmation dialog, and holds the rollout at 0 %.
     latest = standin.calls_to("chat.update")[-1].params["blocks"]
