@@ -175,24 +175,32 @@ class Policy:
         if emergency is not None:
             return Frozen(emergency.reason, None, emergency=True, by=emergency.by)
         local = now.astimezone(self.timezone).replace(tzinfo=None)
-        covering = [w for w in self.windows if w.covers(local)]
-        if not covering:
+        end, chain = self._stretch(local)
+        if not chain:
             return None
-        reason = "; ".join(w.describe() for w in covering)
-        end = self.window_end(local)
+        reason = "; ".join(w.describe() for w in chain)
         until = None if end is None else end.replace(tzinfo=self.timezone).astimezone(UTC)
         return Frozen(reason, until)
 
     def window_end(self, local: datetime, horizon_days: int = 400) -> datetime | None:
         """The first wall-clock moment at or after `local` that no window covers, or None
         when the windows cover everything for `horizon_days` (a window that never ends)."""
+        return self._stretch(local, horizon_days)[0]
+
+    def _stretch(
+        self, local: datetime, horizon_days: int = 400
+    ) -> tuple[datetime | None, list[FreezeWindow]]:
+        """Where the freeze holding at `local` ends, and the windows that hold it until
+        then (a Friday night runs into the weekend: both are named)."""
         moment, limit = local, local + timedelta(days=horizon_days)
+        chain: list[FreezeWindow] = []
         while moment < limit:
             covering = [w for w in self.windows if w.covers(moment)]
             if not covering:
-                return moment
+                return moment, chain
+            chain.extend(w for w in covering if w not in chain)
             moment = min(w.end_after(moment) for w in covering)
-        return None
+        return None, chain
 
 
 def day_number(word: str) -> int | None:
