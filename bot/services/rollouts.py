@@ -94,8 +94,8 @@ def status_of(row: RolloutRow) -> RolloutStatus:
         stage_started_at=row.stage_started_at,
         hold_reason=row.hold_reason,
         version=row.version,
-        pending=_pending_of(row.pending),
-        waiting=_waiting_of(row.waiting),
+        pending=pending_of(row.pending),
+        waiting=waiting_of(row.waiting),
         held_by=holds_of(row.held_by),
     )
 
@@ -127,14 +127,14 @@ def _columns(status: RolloutStatus, now: datetime) -> dict[str, Any]:
         "stage_started_at": status.stage_started_at,
         "hold_reason": status.hold_reason,
         "version": status.version,
-        "pending": _pending_json(status.pending),
-        "waiting": _waiting_json(status.waiting),
+        "pending": pending_json(status.pending),
+        "waiting": waiting_json(status.waiting),
         "held_by": holds_json(status.held_by) or None,
         "updated_at": now,
     }
 
 
-def _pending_json(pending: PendingStep | None) -> dict[str, Any] | None:
+def pending_json(pending: PendingStep | None) -> dict[str, Any] | None:
     if pending is None:
         return None
     command = pending.command
@@ -151,7 +151,7 @@ def _pending_json(pending: PendingStep | None) -> dict[str, Any] | None:
     }
 
 
-def _pending_of(data: dict[str, Any] | None) -> PendingStep | None:
+def pending_of(data: dict[str, Any] | None) -> PendingStep | None:
     if not data:
         return None
     command: Start | Advance | Resume
@@ -171,14 +171,14 @@ def _pending_of(data: dict[str, Any] | None) -> PendingStep | None:
     )
 
 
-def _waiting_json(waiting: Waiting | None) -> dict[str, Any] | None:
+def waiting_json(waiting: Waiting | None) -> dict[str, Any] | None:
     if waiting is None:
         return None
     until = waiting.until.isoformat() if waiting.until else None
     return {"reason": waiting.reason, "until": until, "frozen": waiting.frozen}
 
 
-def _waiting_of(data: dict[str, Any] | None) -> Waiting | None:
+def waiting_of(data: dict[str, Any] | None) -> Waiting | None:
     if not data:
         return None
     until = datetime.fromisoformat(data["until"]) if data.get("until") else None

@@ -55,6 +55,9 @@ _VERB_WORDS = {
 }
 
 
+_ASKED_ONLY = frozenset({"request", "cancel", "expire", "wait"})
+
+
 def progress_bar(percent: int, width: int = 10) -> str:
     filled = percent * width // 100
     if percent > 0 and filled == 0:
@@ -337,7 +340,7 @@ def change_message(
         )
     if status.state is State.ROLLED_BACK:
         lines.append(f"Held at 0 % until someone types `/rollout start {spec.name}`.")
-    moved = change.from_percent != change.to_percent or change.from_state != change.to_state
+    moved = change.verb not in _ASKED_ONLY  # a request, its end or a wait moves nothing
     if moved and status.state is State.PROGRESSING and status.stage_index is not None:
         stage = spec.plan.stages[status.stage_index]
         lines.append(f"Soak at this stage: {format_duration(stage.soak)}.")
