@@ -107,10 +107,15 @@ class Repository:
     def add_event(self, event: EventRow) -> None:
         self.session.add(event)
 
-    async def events(self, rollout: str, limit: int = 20) -> Sequence[EventRow]:
+    async def events(
+        self, rollout: str, limit: int = 20, *, every_rollout: bool = False
+    ) -> Sequence[EventRow]:
+        """The rollout's latest events, oldest first; with `every_rollout`, those that
+        concern every rollout too (the emergency freeze)."""
+        scopes = [rollout, EVERY_ROLLOUT] if every_rollout else [rollout]
         query = (
             select(EventRow)
-            .where(EventRow.rollout.in_([rollout, EVERY_ROLLOUT]))
+            .where(EventRow.rollout.in_(scopes))
             .order_by(EventRow.id.desc())
             .limit(limit)
         )

@@ -33,7 +33,7 @@ from bot.domain.gates import Outcome
 from bot.domain.plans import tier_for
 from bot.domain.rollout import ACTIVE_STATES, Decision, RolloutSpec, RolloutStatus, State
 from bot.prometheus import Series, SeriesSource
-from bot.services.rollouts import status_of
+from bot.services.rollouts import freeze_of, status_of
 from bot.slack.summaries import (
     ChangeLine,
     CheckpointView,
@@ -165,6 +165,7 @@ class CheckpointService:
             events = await repo.events_since(spec.name, since)
             responses = await Incidents(session).responses_since(spec.name, since, RESPONSES)
             gate_views = await self.gate_views(session, spec, now)
+            freeze = freeze_of(await repo.freeze())
         missing: list[str] = []
         worst = await self._worst(spec, status, since, now, missing)
         gates = [self._gate_line(spec, status, name, gate_views.get(name), worst.get(name))
@@ -173,7 +174,9 @@ class CheckpointService:
         changes = sorted(
             [*map(_change, events), *map(_response, responses)], key=lambda c: c.at
         )
-        return CheckpointView(spec, status, now, gates, incidents, changes, tuple(missing))
+        return CheckpointView(
+            spec, status, now, gates, incidents, changes, tuple(missing), freeze
+        )
 
     def _gate_line(
         self, spec: RolloutSpec, status: RolloutStatus, name: str, view: Any,

@@ -229,7 +229,7 @@ class RolloutService:
 
     async def history(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
         async with self.reader() as session:
-            events = await Repository(session).events(name, limit)
+            events = await Repository(session).events(name, limit, every_rollout=True)
         return [
             {
                 "at": e.at,

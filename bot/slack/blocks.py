@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from bot.domain.durations import format_duration
 from bot.domain.gates import GateView, Outcome, fmt_value, held_words
-from bot.domain.policy import EmergencyFreeze
+from bot.domain.policy import EmergencyFreeze, Frozen
 from bot.domain.rollout import (
     HOLD_CHANGE,
     HOLD_END,
@@ -20,6 +20,7 @@ from bot.domain.rollout import (
     RolloutSpec,
     RolloutStatus,
     State,
+    Waiting,
     pending_words,
     state_words,
 )
@@ -108,22 +109,25 @@ def request_reply(spec: RolloutSpec, pending: PendingStep) -> str:
     )
 
 
-def pending_line(pending: PendingStep) -> str:
-    return (
-        f"⏳ Waiting for a second person: {pending_words(pending)}, asked by "
-        f"{mention(pending.asker)}; expires {slack_date(pending.expires_at)}"
-    )
-
-
-def waiting_line(status: RolloutStatus) -> str:
-    waiting = status.waiting
-    if waiting is None:
-        return ""
-    if waiting.until is not None:
-        return f"⏳ The automatic advance waits: {waiting.reason}; goes on by itself " + (
-            f"{slack_date(waiting.until)}"
+def policy_lines(
+    pending: PendingStep | None, waiting: Waiting | None, frozen: Frozen | None = None
+) -> list[str]:
+    """What the policy holds back: a step waiting for a second person, an automatic
+    advance that waits, and a freeze window holding now (the emergency freeze has its
+    own banner)."""
+    lines = []
+    if pending is not None:
+        lines.append(
+            f"⏳ Waiting for a second person: {pending_words(pending)}, asked by "
+            f"{mention(pending.asker)}; expires {slack_date(pending.expires_at)}"
         )
-    return f"⏳ The automatic advance waits: {waiting.reason}"
+    if waiting is not None:
+        then = f"; goes on by itself {slack_date(waiting.until)}" if waiting.until else ""
+        lines.append(f"⏳ The automatic advance waits: {escape(waiting.reason)}{then}")
+    if frozen is not None and not frozen.emergency:
+        until = f" until {slack_date(frozen.until)}" if frozen.until else ""
+        lines.append(f"🧊 Freeze window{until}: {escape(frozen.reason)}")
+    return lines
 
 
 def freeze_line(freeze: EmergencyFreeze) -> str:
@@ -211,11 +215,8 @@ def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
         stage_line(spec, status),
         f"Plan *{spec.plan.name}*: {plan} %",
         *_held_lines(status),
+        *policy_lines(status.pending, status.waiting),
     ]
-    if status.pending is not None:
-        lines.append(pending_line(status.pending))
-    if status.waiting is not None:
-        lines.append(waiting_line(status))
     blocks = [section("\n".join(lines))]
     buttons = rollout_buttons(spec, status)
     if buttons:
@@ -409,14 +410,8 @@ def status_message(
             stage_line(spec, status),
         ]
         parts.extend(_held_lines(status))
-        if status.pending is not None:
-            parts.append(pending_line(status.pending))
-        if status.waiting is not None:
-            parts.append(waiting_line(status))
         window = spec.policy.frozen(now) if now is not None else None
-        if window is not None:
-            until = f" until {slack_date(window.until)}" if window.until else ""
-            parts.append(f"🧊 Freeze window{until}: {escape(window.reason)}")
+        parts.extend(policy_lines(status.pending, status.waiting, window))
         lines.append("\n".join(parts))
     text = "\n\n".join(lines) or "No rollouts are configured."
     return {"text": text, "blocks": [section(text)]}

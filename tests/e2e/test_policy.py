@@ -17,6 +17,7 @@ from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.slack.standin import Call, SlackStandIn
 from tests.conftest import SECRET, BotFactory, SlackUser
+from tests.e2e.test_dashboard import home_opened, render, send_event
 from tests.support.slack_requests import block_action_body, post_signed
 
 # Monday 2026-11-30, 10:00 in Paris (09:00 UTC): no freeze window holds.
@@ -312,6 +313,25 @@ async def test_the_emergency_freeze_stops_every_rollout_until_a_lead_lifts_it(
     frozen = (await state(http, bot, "phase-4"))["frozen"]
     assert frozen["emergency"] and frozen["reason"] == "incident 4711 <!here>"
     assert "paused at 5 %" in await forge.say("pause phase-4 -- still works")
+
+    # Every surface says so: a checkpoint, the dashboard, App Home.
+    def checkpoints_with_freeze() -> list[Call]:
+        return [
+            c
+            for c in standin.calls_to("chat.postMessage")
+            if c.params.get("text", "").startswith("Checkpoint")
+            and "Every advance is frozen" in json.dumps(c.params["blocks"], ensure_ascii=False)
+        ]
+
+    await clock.advance(timedelta(minutes=15))
+    await eventually(checkpoints_with_freeze, "a checkpoint that shows the freeze")
+    async with http.get(f"{bot.url}/") as response:
+        page = await response.text()
+    assert "<strong>Every advance is frozen</strong>" in page
+    assert "incident 4711 &lt;!here&gt;" in page
+    assert await send_event(http, bot, home_opened("U0FORGE", "EvFREEZE0001")) == 200
+    await standin.wait_for("views.publish")
+    assert "🧊 Every advance is frozen since" in render(standin.home_tabs["U0FORGE"])
 
     assert "You may not lift the freeze" in await forge.say("unfreeze")
     assert "the freeze is lifted" in await alex.say("unfreeze")
