@@ -16,8 +16,9 @@ import aiohttp
 from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.slack.standin import Call, SlackStandIn
+from bot.slack.terminal import render
 from tests.conftest import SECRET, BotFactory, SlackUser
-from tests.e2e.test_dashboard import home_opened, render, send_event
+from tests.e2e.test_dashboard import home_opened, send_event
 from tests.support.slack_requests import block_action_body, post_signed
 
 # Monday 2026-11-30, 10:00 in Paris (09:00 UTC): no freeze window holds.
