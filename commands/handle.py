@@ -205,6 +205,12 @@ def _which_one(verb: str, statuses: dict[str, RolloutStatus], specs: Any) -> str
     active = {n: s for n, s in statuses.items() if s.state in ACTIVE_STATES}
     if not specs:
         return "No rollouts are configured; add one under `rollouts:` in the config."
+    if verb in ("confirm", "cancel"):
+        asked = sorted(n for n, s in statuses.items() if s.pending is not None)
+        if not asked:
+            return "No step is waiting for a second person. Type `/rollout status` to see why."
+        listed = ", ".join(f"`{n}`" for n in asked)
+        return f"Steps wait for a second person on {listed}. Name one: `/rollout {verb} NAME`."
     if verb == "start" or not active:
         lead = "No rollout is active." if verb != "start" else "Name the rollout to start."
         return f"{lead}\n{_usage(verb, statuses)}"
