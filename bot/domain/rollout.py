@@ -426,7 +426,7 @@ def _request(
 
 
 def _open_pending(
-    spec: RolloutSpec, status: RolloutStatus, request: int | None, verb: str
+    spec: RolloutSpec, status: RolloutStatus, request: int | None
 ) -> PendingStep | Refusal:
     pending = status.pending
     if pending is not None and request in (None, pending.id):
@@ -452,7 +452,7 @@ def _confirm(
     now: datetime,
     context: Context,
 ) -> Decision | Refusal:
-    found = _open_pending(spec, status, command.request, "confirm")
+    found = _open_pending(spec, status, command.request)
     if isinstance(found, Refusal):
         return found
     pending, person, name = found, context.person, spec.name
@@ -481,7 +481,7 @@ def _confirm(
 def _cancel(
     spec: RolloutSpec, status: RolloutStatus, command: Cancel, context: Context
 ) -> Decision | Refusal:
-    found = _open_pending(spec, status, command.request, "cancel")
+    found = _open_pending(spec, status, command.request)
     if isinstance(found, Refusal):
         return found
     person = context.person
