@@ -114,11 +114,12 @@ class CheckpointService:
             await repo.set_timer(key, CHECKPOINT, due, payload)
 
     async def ensure_daily(self) -> None:
-        """Set the daily summary's timer if it is not set (at every start)."""
+        """Set the daily summary's timer if it is not set (at every start, by every
+        replica)."""
         async with self.sessions() as session, session.begin():
-            repo = Repository(session)
-            if await repo.timer(DAILY) is None:
-                await repo.set_timer(DAILY, DAILY, self.next_daily(self.clock.now()), {})
+            await Repository(session).ensure_timer(
+                DAILY, DAILY, self.next_daily(self.clock.now()), {}
+            )
 
     def next_daily(self, after: datetime) -> datetime:
         local = after.astimezone(self.zone)
