@@ -122,6 +122,7 @@ class RolloutBot:
         self.webhooks.service = self.service
         self.service.hooks += [self.gates.on_decision, self.webhooks.on_decision]
         await self.service.prepare()
+        await self.gates.follow_config()
         self.outbox = OutboxWorker(
             sessions,
             client,
@@ -198,6 +199,7 @@ class RolloutBot:
         await site.start()
         self.port = self._runner.addresses[0][1]
         await self.checkpoints.ensure_daily()
+        await self.checkpoints.follow_cadence()
         self.housekeeping = Housekeeping(sessions, self.clock)
         self.scheduler.on(HOUSEKEEPING, self.housekeeping.run)
         await self.housekeeping.ensure()

@@ -228,6 +228,17 @@ class Repository:
         result = await self.session.execute(self._insert_new(TimerRow, [row]))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def move_timer(self, key: str, due_at: datetime, now: datetime) -> bool:
+        """Move a timer that is not due yet to `due_at`. A due one is left alone: it runs
+        (or is running) as it is. True if it moved."""
+        result = await self.session.execute(
+            update(TimerRow)
+            .where(TimerRow.key == key, TimerRow.due_at > now, TimerRow.due_at != due_at)
+            .values(due_at=due_at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def cancel_timer(self, key: str) -> None:
         row = await self.session.get(TimerRow, key)
         if row is not None:

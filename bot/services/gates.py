@@ -125,6 +125,31 @@ class GateService:
         else:
             await repo.cancel_timer(f"{SOAK}:{name}")
 
+    async def follow_config(self) -> None:
+        """At every start, by every replica: each watched rollout's gate tick falls when the
+        configured intervals put it, and each soak ends when its stage's configured soak
+        does (the config may have changed while the bot was down). A rollout that gained
+        gates gets its first tick now; a timer already due runs as it is."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            for spec in self.specs.values():
+                row = await repo.rollout(spec.name)
+                if row is None:
+                    continue
+                status = status_of(row)
+                rules = self.rules_for(spec)
+                if _watched(status) and rules and self.source is not None:
+                    views = self._views(spec, await repo.gate_states([spec.name]), row.percent)
+                    key, due = f"{GATES}:{spec.name}", _next_tick(rules, views, now)
+                    if not await repo.ensure_timer(key, GATES, due, {"rollout": spec.name}):
+                        await repo.move_timer(key, due, now)
+                stage = status.stage(spec.plan)
+                if status.state is State.PROGRESSING and stage and status.stage_started_at:
+                    await repo.move_timer(
+                        f"{SOAK}:{spec.name}", status.stage_started_at + stage.soak, now
+                    )
+
     # --- timers -----------------------------------------------------------------------
 
     async def soak_ended(self, timer: DueTimer) -> None:
