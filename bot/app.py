@@ -86,6 +86,9 @@ class RolloutBot:
 
     async def start(self) -> None:
         settings = self.settings
+        problem = settings.problem()
+        if problem:
+            raise ValueError(problem)
         api_url, token = settings.slack_api_url, settings.slack_bot_token
         if settings.embedded_slack:
             self.standin = SlackStandIn()
@@ -208,7 +211,7 @@ class RolloutBot:
         if self.flags_file is not None:
             await self.flags_file.write_if_changed()  # the file exists once the bot is up
             self._tasks.append(asyncio.create_task(self.flags_file.run(), name="flags-file"))
-        if settings.slack_app_token:
+        if settings.socket_mode:
             self._socket = AsyncSocketModeHandler(
                 self.bolt, settings.slack_app_token, web_client=client
             )
