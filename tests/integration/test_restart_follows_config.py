@@ -17,7 +17,7 @@ from tests.support.incidents import posts, settle
 
 
 def config(*, daily: str = "09:30", every: str = "15m", interval: str = "30s",
-           soak: str = "2h") -> str:
+           soak: str = "2h", window: str = "10m") -> str:
     return f"""
 channel: "#deployments"
 timezone: UTC
@@ -25,7 +25,7 @@ daily_summary: "{daily}"
 checkpoints:
   - {{every: {every}}}
 gates:
-  error_rate: {{query: 'errors{{flag="{{flag}}"}}', fail_above: 0.01, for: 5m,
+  error_rate: {{query: 'errors{{flag="{{flag}}"}}', fail_above: 0.01, for: {window},
                interval: {interval}}}
 plans:
   short:
