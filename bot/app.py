@@ -141,6 +141,7 @@ class RolloutBot:
         self.service.on_change.append(self.outbox.kick.set)
         self.incidents = self._incidents(sessions, client)
         self.service.incidents = self.incidents
+        self.gates.incidents = self.incidents
         self.service.on_change.append(self.scheduler.kick.set)
         self.flags_file: FlagsFile | None = None
         if self.config.flags_file:
