@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 LEAD_VERBS = frozenset({"start", "advance", "resume"})
 OPERATOR_VERBS = frozenset({"pause", "rollback", "ack"})
-FORCE = "force"  # advancing past a red gate: leads only
+FORCE = "force"  # advancing before the soak ends, past stages or red gates: leads only
 
 
 def allowed_users(verb: str, leads: Sequence[str], operators: Sequence[str]) -> list[str] | None:
@@ -25,5 +25,7 @@ def allowed_users(verb: str, leads: Sequence[str], operators: Sequence[str]) -> 
 
 def refusal(verb: str, users: Sequence[str]) -> str:
     who = ", ".join(f"<@{u}>" for u in users) or "nobody (no one holds that role in the config)"
-    action = "force an advance past red gates" if verb == FORCE else f"{verb} a rollout"
+    action = f"{verb} a rollout"
+    if verb == FORCE:
+        action = "force an advance (before the soak ends, past stages or red gates)"
     return f"You may not {action}. Who may: {who}. Ask one of them, or a config change."

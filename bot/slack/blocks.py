@@ -214,7 +214,7 @@ def change_message(
         line += " automatically"
     lines = [line]
     if change.forced:
-        lines.append(f"⚠️ Forced past the gates: {escape(change.reason)}")
+        lines.append(f"⚠️ Forced: {escape(change.reason)}")
     elif gates:
         for view in gates:
             lines.extend(gate_lines(view, prometheus_url))

@@ -38,7 +38,8 @@ async def test_two_replicas_share_one_database(
         async with locker.transaction():
             await locker.execute("LOCK TABLE rollouts IN EXCLUSIVE MODE")
             both = asyncio.gather(
-                cora_on_first.say("advance next"), cora_on_second.say("advance next")
+                cora_on_first.say("advance next force both at once"),
+                cora_on_second.say("advance next force both at once"),
             )
             await asyncio.sleep(0.5)
         replies = await both
