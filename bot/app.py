@@ -87,6 +87,9 @@ class RolloutBot:
 
     async def start(self) -> None:
         settings = self.settings
+        problem = settings.problem()
+        if problem:
+            raise ValueError(problem)
         api_url, token = settings.slack_api_url, settings.slack_bot_token
         if settings.embedded_slack:
             self.standin = SlackStandIn()
@@ -123,6 +126,7 @@ class RolloutBot:
         self.webhooks.service = self.service
         self.service.hooks += [self.gates.on_decision, self.webhooks.on_decision]
         await self.service.prepare()
+        await self.gates.follow_config()
         self.outbox = OutboxWorker(
             sessions,
             client,
@@ -138,6 +142,7 @@ class RolloutBot:
         self.service.on_change.append(self.outbox.kick.set)
         self.incidents = self._incidents(sessions, client)
         self.service.incidents = self.incidents
+        self.gates.incidents = self.incidents
         self.service.on_change.append(self.scheduler.kick.set)
         self.flags_file: FlagsFile | None = None
         if self.config.flags_file:
@@ -203,6 +208,7 @@ class RolloutBot:
         await site.start()
         self.port = self._runner.addresses[0][1]
         await self.checkpoints.ensure_daily()
+        await self.checkpoints.follow_cadence()
         self.housekeeping = Housekeeping(sessions, self.clock)
         self.scheduler.on(HOUSEKEEPING, self.housekeeping.run)
         await self.housekeeping.ensure()
@@ -211,7 +217,7 @@ class RolloutBot:
         if self.flags_file is not None:
             await self.flags_file.write_if_changed()  # the file exists once the bot is up
             self._tasks.append(asyncio.create_task(self.flags_file.run(), name="flags-file"))
-        if settings.slack_app_token:
+        if settings.socket_mode:
             self._socket = AsyncSocketModeHandler(
                 self.bolt, settings.slack_app_token, web_client=client
             )

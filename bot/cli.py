@@ -170,6 +170,10 @@ def serve_command(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k)) is not None}
     settings = Settings(**overrides)
+    problem = settings.problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     path = args.config or settings.rollout_config
     if not path:
         print(

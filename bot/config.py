@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,7 +23,7 @@ from pydantic import (
 
 from bot.domain.assess import GateRule, OnNoData
 from bot.domain.cadence import Rule
-from bot.domain.durations import parse_duration
+from bot.domain.durations import format_duration, parse_duration
 from bot.domain.plans import BUILTIN_PLANS, Plan, Stage, Tier
 from bot.domain.policy import FreezeWindow, Policy, Role, TwoPerson, day_number
 from bot.domain.rollout import AdvanceMode, RolloutSpec
@@ -30,11 +31,19 @@ from bot.domain.rollout import AdvanceMode, RolloutSpec
 
 def _duration(value: Any) -> Any:
     if isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise ValueError(f"a duration cannot be negative (got '{value}')")
         return parse_duration(value)
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError(f"a duration cannot be negative (got {format_duration(value)})")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_not_negative)]
 
 
 class _Model(BaseModel):
@@ -513,6 +522,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     except ValidationError as exc:
         raise ConfigError(source, [_explain(err, lines) for err in exc.errors()]) from exc
     problems = _cross_references(config, lines)
+    problems += _conflicts(config, lines)
+    problems += _durations_that_cannot_work(config, lines)
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -580,6 +591,87 @@ def _policy_problems(config: Config, lines: dict[tuple[Any, ...], int]) -> list[
             )
         )
     return problems
+
+
+def _conflicts(config: Config, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    """Two rollouts moving one flag; a custom plan that would hide a built-in one."""
+    problems = []
+    flags: dict[str, int] = {}
+    for i, rollout in enumerate(config.rollouts):
+        first = flags.setdefault(rollout.flag, i)
+        if first != i:
+            other = config.rollouts[first].name
+            problems.append(
+                _at(
+                    lines,
+                    ("rollouts", i, "flag"),
+                    f"flag '{rollout.flag}' is already rolled out by '{other}'"
+                    f"{_line_words(lines, ('rollouts', first, 'flag'))}; two rollouts would "
+                    "set its percentage in turn",
+                )
+            )
+    for name in config.plans:
+        if name in BUILTIN_PLANS:
+            builtin = BUILTIN_PLANS[name]
+            problems.append(
+                _at(
+                    lines,
+                    ("plans", name),
+                    f"'{name}' is a built-in plan ({builtin.description}); give the custom "
+                    f"plan another name, e.g. '{name}-custom'",
+                )
+            )
+    return problems
+
+
+def _durations_that_cannot_work(config: Config, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    """Durations that must be more than zero, and sustain windows that must hold at least
+    one measurement. (No duration may be negative: the `Duration` type refuses those.)"""
+    zero = timedelta(0)
+    problems = []
+
+    def positive(loc: tuple[Any, ...], value: timedelta | None, what: str) -> None:
+        if value is not None and value <= zero:
+            problems.append(_at(lines, loc, f"must be more than 0s: {what}"))
+
+    positive(("prometheus", "timeout"), config.prometheus.timeout, "it is how long a query waits")
+    positive(
+        ("oncall", "remind_after"), config.oncall.remind_after, "it is how often the acknowledger"
+        " is reminded"
+    )
+    cadences: list[tuple[tuple[Any, ...], list[CheckpointRule]]] = [
+        (("checkpoints",), config.checkpoints)
+    ]
+    for plan_name, plan in config.plans.items():
+        cadences.append((("plans", plan_name, "checkpoints"), plan.checkpoints or []))
+    for at, rules in cadences:
+        for i, rule in enumerate(rules):
+            positive((*at, i, "every"), rule.every, "it is how often a checkpoint is posted")
+    for name, gate in config.gates.items():
+        at = ("gates", name)
+        positive((*at, "interval"), gate.interval, "it is how often the gate is measured")
+        if gate.interval <= zero:
+            continue
+        short = [t for t in Tier if gate.for_.at(t) < gate.interval]
+        if not short:
+            continue
+        tiered = any((*at, "for", t.value) in lines for t in Tier)
+        for tier in short if tiered else short[:1]:
+            window = format_duration(gate.for_.at(tier))
+            problems.append(
+                _at(
+                    lines,
+                    (*at, "for", tier.value) if tiered else (*at, "for"),
+                    f"the {window} window is shorter than the gate's interval "
+                    f"({format_duration(gate.interval)}): it would be judged on less than one "
+                    "measurement; make `for` at least the interval",
+                )
+            )
+    return problems
+
+
+def _line_words(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> str:
+    return f" (line {lines[loc]})" if loc in lines else ""
 
 
 def _explain(err: Any, lines: dict[tuple[Any, ...], int]) -> str:

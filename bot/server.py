@@ -47,10 +47,12 @@ def build_web_app(
     alertmanager: Handler | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
-    verifier = SignatureVerifier(signing_secret)
+    # No secret (Socket Mode needs none): no signature can be checked, so nothing over
+    # HTTP is taken for Slack.
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
-        if bolt is None:
+        if bolt is None or verifier is None:
             return _error(404, "Slack over HTTP is off: this bot runs in Socket Mode")
         try:  # Slack sends UTF-8 whatever the Content-Type's charset claims
             body = (await request.read()).decode("utf-8")

@@ -126,7 +126,7 @@ class _Args:
         word = self.words[0]
         if word in _SEPARATORS:
             if self.verb == "advance":
-                raise self.fail("A reason goes after `force`, only to advance past red gates.")
+                raise self.fail("A reason goes after `force`, only to force an advance.")
             raise self.fail(f"`/rollout {self.verb}` takes no reason.")
         name = names.resolve(word, self.known)
         if name is None:

@@ -6,6 +6,7 @@ status and its effects) in one transaction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -553,26 +554,24 @@ def _advance(
             f"Start it with `/rollout start {name}`.",
         )
     target = command.target
-    if target is None:
-        index = spec.plan.next_index_above(status.percent)
-        if index is None:
-            return _complete(spec, status)
-        target = spec.plan.stages[index].percent
-    if not status.percent < target <= 100:
+    if target is not None and not status.percent < target <= 100:
         return Refusal(
             f"Percent must be above the current {status.percent} and at most 100"
             f" (you typed {target}).",
             f"Type `/rollout advance next {name}` for the plan's next stage"
             f" ({_next_percent_words(spec, status)}).",
         )
+    index = spec.plan.next_index_above(status.percent)
     if not command.force:
-        blockers = blocking_gates(spec.gates, observations, now)
-        if blockers:
-            return Refusal(
-                f"{name} cannot advance while a gate is not green:\n• " + "\n• ".join(blockers),
-                f"Wait for the gates, or, as a lead, override with "
-                f"`/rollout advance {target} {name} force <reason>`.",
-            )
+        refusal = _not_yet(spec, status, observations, target, now)
+        if refusal is not None:
+            return refusal
+    if target is None and index is None:
+        done = _complete(spec, status, reason=command.reason)
+        return replace(done, change=replace(done.change, forced=command.force))
+    if target is None:
+        assert index is not None
+        target = spec.plan.stages[index].percent
     new = replace(
         status,
         percent=target,
@@ -582,6 +581,79 @@ def _advance(
         version=status.version + 1,
     )
     return _decision(spec, status, new, "advance", reason=command.reason, forced=command.force)
+
+
+def _not_yet(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    target: int | None,
+    now: datetime,
+) -> Refusal | None:
+    """Why a person may not advance (or complete) now without `force`, or None.
+
+    A stage at a time, each watched for its soak, with every gate green: the field reports
+    want at least an hour of monitoring after an increment, and every built-in stage soaks
+    an hour or more, so waiting out the stage's soak covers it (a custom stage's soak,
+    however short, is all this waits for)."""
+    name, plan = spec.name, spec.plan
+    said = []
+    stage = status.stage(plan)
+    soaking = False
+    if stage is not None and status.stage_started_at is not None:
+        soaked = now - status.stage_started_at
+        left = stage.soak - soaked
+        soaking = left > timedelta(0)
+        if soaking:
+            said.append(
+                f"{name} has soaked {_span(soaked, up=False)} of its {_span(stage.soak)}"
+                f" at {status.percent} %: {_span(left, up=True)} left."
+            )
+    index = plan.next_index_above(status.percent)
+    step = plan.stages[index].percent if index is not None else None
+    skips = target is not None and step is not None and target > step
+    if skips:
+        skipped = [p for p in plan.percents if status.percent < p < (target or 0)]
+        said.append(f"The plan's next stage is {step} %: {target} % would skip {_and(skipped)} %.")
+    blockers = blocking_gates(spec.gates, observations, now) if index is not None else []
+    problem = " ".join(said)
+    if blockers:
+        gates = f"{name} cannot advance while a gate is not green:\n• " + "\n• ".join(blockers)
+        problem = f"{problem}\n{gates}" if problem else gates
+    if not problem:
+        return None
+    typed = "next" if target is None else str(target)
+    force = f"`/rollout advance {typed} {name} force <reason>`"
+    if skips:
+        waits = ["it has soaked"] if soaking else []
+        waits += ["the gates are green"] if blockers else []
+        once = f" once {' and '.join(waits)}" if waits else ""
+        plain = f"`/rollout advance next {name}` for {step} %{once}"
+        return Refusal(problem, f"Type {plain}, or {force}.")
+    if soaking and blockers:
+        return Refusal(problem, f"Wait for the soak and the gates, or type {force}.")
+    if soaking:
+        return Refusal(problem, f"Wait, or type {force}.")
+    return Refusal(
+        problem,
+        f"Wait for the gates, or, as a lead, override with "
+        f"`/rollout advance {target or step} {name} force <reason>`.",
+    )
+
+
+def _span(delta: timedelta, *, up: bool = True) -> str:
+    """A duration as people read it: `21h 50m`, `1d`, `45s`; to the minute from a minute
+    on, rounded up (time left) or down (time spent)."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds >= 60:
+        whole, part = divmod(seconds, 60)
+        seconds = 60 * (whole + (1 if up and part else 0))
+    return re.sub(r"(?<=[a-z])(?=\d)", " ", format_duration(timedelta(seconds=seconds)))
+
+
+def _and(items: list[int]) -> str:
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _complete(spec: RolloutSpec, status: RolloutStatus, reason: str = "") -> Decision:

@@ -327,7 +327,7 @@ def change_message(
     if change.verb == "wait":
         lines = [_wait_line(spec, change, status)]
     if change.forced:
-        lines.append(f"⚠️ Forced past the gates: {escape(change.reason)}")
+        lines.append(f"⚠️ Forced: {escape(change.reason)}")
     elif gates:
         for view in gates:
             lines.extend(gate_lines(view, prometheus_url))
