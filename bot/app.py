@@ -24,7 +24,7 @@ from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
 from bot.server import build_web_app
 from bot.services import incident_outbox, responses
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
-from bot.services.gates import GATES, SOAK, GateService
+from bot.services.gates import GATES, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
 from bot.services.incidents import TIMER_KIND, IncidentService
 from bot.services.outbox import OutboxWorker
@@ -34,7 +34,8 @@ from bot.services.overview import (
     open_incidents,
     rollout_threads,
 )
-from bot.services.rollouts import RolloutService
+from bot.services.people import GroupMembers, People
+from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack.app_home import AppHome
@@ -92,6 +93,9 @@ class RolloutBot:
 
     async def start(self) -> None:
         settings = self.settings
+        problem = settings.problem()
+        if problem:
+            raise ValueError(problem)
         api_url, token = settings.slack_api_url, settings.slack_bot_token
         if settings.embedded_slack:
             self.standin = SlackStandIn()
@@ -128,6 +132,7 @@ class RolloutBot:
         self.webhooks.service = self.service
         self.service.hooks += [self.gates.on_decision, self.webhooks.on_decision]
         await self.service.prepare()
+        await self.gates.follow_config()
         self.outbox = OutboxWorker(
             sessions,
             client,
@@ -143,6 +148,7 @@ class RolloutBot:
         self.service.on_change.append(self.outbox.kick.set)
         self.incidents = self._incidents(sessions, client)
         self.service.incidents = self.incidents
+        self.gates.incidents = self.incidents
         self.service.on_change.append(self.scheduler.kick.set)
         self.flags_file: FlagsFile | None = None
         if self.config.flags_file:
@@ -151,7 +157,11 @@ class RolloutBot:
             )
             self.service.on_change.append(self.flags_file.kick.set)
         self.checkpoints = self._checkpoints(sessions, specs)
-        self.handler = Handler(self.service, self.config.roles, self.incidents)
+        self.people = People(self._group_members(client), self.clock)
+        self.handler = Handler(
+            self.service, self.config.rollout_policy(), self.incidents, self.people
+        )
+        self.scheduler.on(EXPIRY, self.service.expire)
         if not self.config.roles.configured:
             log.warning(
                 "No roles configured: everyone in the workspace may start, advance, "
@@ -212,6 +222,7 @@ class RolloutBot:
         await site.start()
         self.port = self._runner.addresses[0][1]
         await self.checkpoints.ensure_daily()
+        await self.checkpoints.follow_cadence()
         self.housekeeping = Housekeeping(sessions, self.clock)
         self.scheduler.on(HOUSEKEEPING, self.housekeeping.run)
         await self.housekeeping.ensure()
@@ -220,7 +231,7 @@ class RolloutBot:
         if self.flags_file is not None:
             await self.flags_file.write_if_changed()  # the file exists once the bot is up
             self._tasks.append(asyncio.create_task(self.flags_file.run(), name="flags-file"))
-        if settings.slack_app_token:
+        if settings.socket_mode:
             self._socket = AsyncSocketModeHandler(
                 self.bolt, settings.slack_app_token, web_client=client
             )
@@ -254,13 +265,18 @@ class RolloutBot:
             self.standin = None
         await self.engine.dispose()
 
-    def _incidents(
-        self, sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient
-    ) -> IncidentService:
+    @staticmethod
+    def _group_members(client: AsyncWebClient) -> GroupMembers:
         async def group_members(group: str) -> list[str]:
             response = await client.usergroups_users_list(usergroup=group)
             return [str(u) for u in response.get("users") or []]
 
+        return group_members
+
+    def _incidents(
+        self, sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient
+    ) -> IncidentService:
+        group_members = self._group_members(client)
         incidents = IncidentService(
             sessions,
             self.clock,

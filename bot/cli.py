@@ -13,6 +13,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.domain.assess import GateRule
 from bot.domain.durations import format_duration
 from bot.domain.plans import Tier
+from bot.domain.policy import Policy
 from bot.settings import Settings
 
 
@@ -94,12 +95,35 @@ def describe(config: Config) -> str:
         rules = config.gate_rules()
         for name in spec.gates:
             lines.append(f"  gate {describe_gate(rules[name])}")
+        lines.extend(f"  {line}" for line in describe_policy(spec.policy))
         webhook = next((r.webhook for r in config.rollouts if r.name == spec.name), None)
         if webhook:
             lines.append(f"  webhook: {webhook}")
     if not config.rollouts:
         lines.append("no rollouts configured")
     return "\n".join(lines)
+
+
+def describe_policy(policy: Policy) -> list[str]:
+    """A rollout's effective policy: who may make each step, the two-person rule, and
+    the freeze windows."""
+    lines = []
+    if policy.restricted:
+        for step in ("start", "advance", "force", "pause", "rollback"):
+            who = ", ".join(policy.who_may(step)) or "nobody"
+            roles = "/".join(r.value for r in policy.roles_allowed(step) if policy.holders.get(r))
+            lines.append(f"may {step}: {who} ({roles or 'no one holds the role'})")
+    else:
+        lines.append("may act: everyone (no roles configured)")
+    two = policy.two_person
+    if two is not None:
+        lines.append(
+            f"two-person rule: steps to {two.from_percent} % or more need a second person,"
+            f" within {format_duration(two.confirm_within)}"
+        )
+    for window in policy.windows:
+        lines.append(f"freeze window: {window.describe()} ({policy.timezone})")
+    return lines
 
 
 def describe_gate(rule: GateRule) -> str:
@@ -146,6 +170,10 @@ def serve_command(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k)) is not None}
     settings = Settings(**overrides)
+    problem = settings.problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     path = args.config or settings.rollout_config
     if not path:
         print(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,18 +23,27 @@ from pydantic import (
 
 from bot.domain.assess import GateRule, OnNoData
 from bot.domain.cadence import Rule
-from bot.domain.durations import parse_duration
+from bot.domain.durations import format_duration, parse_duration
 from bot.domain.plans import BUILTIN_PLANS, Plan, Stage, Tier
+from bot.domain.policy import FreezeWindow, Policy, Role, TwoPerson, day_number
 from bot.domain.rollout import AdvanceMode, RolloutSpec
 
 
 def _duration(value: Any) -> Any:
     if isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise ValueError(f"a duration cannot be negative (got '{value}')")
         return parse_duration(value)
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError(f"a duration cannot be negative (got {format_duration(value)})")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_not_negative)]
 
 
 class _Model(BaseModel):
@@ -158,15 +168,107 @@ class GateConfig(_Model):
         )
 
 
-class RolesConfig(_Model):
-    """Slack user IDs allowed to act. With none configured, everyone may."""
+SLACK_ID = r"^[UWS][A-Z0-9]{2,}$"
+SlackId = Annotated[str, Field(pattern=SLACK_ID)]
 
-    leads: list[str] = Field(default=[], description="may start, advance and resume")
-    operators: list[str] = Field(default=[], description="may pause, roll back and acknowledge")
+
+class RolesConfig(_Model):
+    """Who may act: Slack user IDs (U…) or user group IDs (S…, their members, looked up
+    with `usergroups.users.list`). With none configured, everyone may."""
+
+    leads: list[SlackId] = Field(
+        default=[], description="may start, advance, resume, force, freeze and unfreeze"
+    )
+    operators: list[SlackId] = Field(
+        default=[], description="may pause, roll back and acknowledge"
+    )
+    rollback: list[SlackId] = Field(
+        default=[],
+        description="if set, only these may roll back (instead of operators, leads and owners)",
+    )
 
     @property
     def configured(self) -> bool:
-        return bool(self.leads or self.operators)
+        return bool(self.leads or self.operators or self.rollback)
+
+
+_DAILY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
+
+
+class FreezeWindowConfig(_Model):
+    """When advances wait, in `timezone`: whole weekdays, whole dates, or daily hours."""
+
+    days: list[str] = Field(default=[], description="weekdays: mon … sun (or monday …)")
+    dates: list[date] = Field(default=[], description="dates, e.g. 2026-12-24")
+    daily: str | None = Field(
+        default=None,
+        description="HH:MM-HH:MM every day (or on `days`/`dates`); an end before the start "
+        "runs past midnight",
+    )
+    reason: str = Field(default="", description="shown when an advance is refused or waits")
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, days: list[str]) -> list[str]:
+        unknown = [d for d in days if day_number(d) is None]
+        if unknown:
+            raise ValueError(
+                f"unknown weekday {', '.join(repr(d) for d in unknown)}; "
+                "use mon, tue, wed, thu, fri, sat, sun"
+            )
+        return days
+
+    @field_validator("daily")
+    @classmethod
+    def _hours(cls, daily: str | None) -> str | None:
+        if daily is None:
+            return None
+        match = _DAILY.match(daily.replace(" ", ""))
+        if match is None:
+            raise ValueError(f"'{daily}' is not HH:MM-HH:MM, e.g. \"18:00-08:00\"")
+        start, end = match.group(1, 2), match.group(3, 4)
+        if start == end or (start == ("00", "00") and end == ("24", "00")):
+            raise ValueError(f"'{daily}' never ends: its start and its end are the same time")
+        return daily
+
+    @model_validator(mode="after")
+    def _says_when(self) -> FreezeWindowConfig:
+        if not (self.days or self.dates or self.daily):
+            raise ValueError("a freeze window needs `days`, `dates` or `daily`")
+        return self
+
+    def to_window(self) -> FreezeWindow:
+        daily = None
+        if self.daily is not None:
+            start, end = self.daily.replace(" ", "").split("-")
+            daily = (_clock(start), _clock(end))
+        days = frozenset(n for d in self.days if (n := day_number(d)) is not None)
+        return FreezeWindow(self.reason, days, frozenset(self.dates), daily)
+
+
+def _clock(hhmm: str) -> time:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return time(0, minute) if hour == 24 else time(hour, minute)
+
+
+class TwoPersonConfig(_Model):
+    """Steps to or above `from_percent` need a second person's confirmation."""
+
+    from_percent: int = Field(ge=1, le=100, description="the first percent that needs two")
+    confirm_within: Duration = Field(
+        default=timedelta(minutes=30), description="how long a request waits for its confirm"
+    )
+
+
+class PolicyConfig(_Model):
+    """The safety policy: the two-person rule and freeze windows."""
+
+    two_person: TwoPersonConfig | None = Field(
+        default=None, description="steps at or above a percent need a second person"
+    )
+    freeze: list[FreezeWindowConfig] = Field(
+        default=[], description="windows in which advances wait (nights, weekends, dates)"
+    )
 
 
 class ChainLevel(_Model):
@@ -249,6 +351,12 @@ class RolloutConfig(_Model):
         description="`manual`, or `auto`: advance when the soak ends with every gate green",
     )
     webhook: str | None = Field(default=None, description="URL POSTed on every change")
+    owners: list[SlackId] = Field(
+        default=[], description="users (U…) or user groups (S…) who may act on this rollout"
+    )
+    policy: PolicyConfig | None = Field(
+        default=None, description="this rollout's policy; the fields it sets replace the config's"
+    )
 
 
 class DashboardConfig(_Model):
@@ -274,6 +382,9 @@ class Config(_Model):
         default=PrometheusConfig(), description="where gate queries go"
     )
     roles: RolesConfig = Field(default=RolesConfig(), description="who may do what")
+    policy: PolicyConfig = Field(
+        default=PolicyConfig(), description="two-person rule and freeze windows for every rollout"
+    )
     oncall: OncallConfig = Field(default=OncallConfig(), description="who is paged, in order")
     alertmanager: AlertmanagerConfig = Field(
         default=AlertmanagerConfig(),
@@ -298,6 +409,19 @@ class Config(_Model):
     dashboard: DashboardConfig = Field(
         default=DashboardConfig(), description="the web dashboard at `/`"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _freeze_shorthand(cls, data: Any) -> Any:
+        """A top-level `freeze:` is `policy.freeze:`."""
+        if isinstance(data, dict) and "freeze" in data:
+            data = dict(data)
+            policy = dict(data.get("policy") or {})
+            if "freeze" in policy:
+                raise ValueError("`freeze:` is given twice: at the top and under `policy:`")
+            policy["freeze"] = data.pop("freeze")
+            data["policy"] = policy
+        return data
 
     @field_validator("timezone")
     @classmethod
@@ -325,9 +449,36 @@ class Config(_Model):
         rules = custom.checkpoints if custom and custom.checkpoints else self.checkpoints
         return tuple(r.to_rule() for r in rules)
 
+    def policy_config(self, rollout: RolloutConfig) -> PolicyConfig:
+        """A rollout's effective policy config: its own fields over the config's."""
+        if rollout.policy is None:
+            return self.policy
+        own = {name: getattr(rollout.policy, name) for name in rollout.policy.model_fields_set}
+        return self.policy.model_copy(update=own)  # fields it leaves out keep the config's
+
+    def rollout_policy(self, rollout: RolloutConfig | None = None) -> Policy:
+        """The policy `decide` applies to a rollout (or, without one, to every rollout)."""
+        roles = self.roles
+        holders = {
+            Role.LEAD: tuple(roles.leads),
+            Role.OPERATOR: tuple(roles.operators),
+            Role.ROLLBACK: tuple(roles.rollback),
+            Role.OWNER: tuple(rollout.owners) if rollout else (),
+        }
+        policy = self.policy if rollout is None else self.policy_config(rollout)
+        two = policy.two_person
+        return Policy(
+            holders=holders,
+            two_person=TwoPerson(two.from_percent, two.confirm_within) if two else None,
+            windows=tuple(w.to_window() for w in policy.freeze),
+            timezone=ZoneInfo(self.timezone),
+        )
+
     def specs(self) -> dict[str, RolloutSpec]:
         return {
-            r.name: RolloutSpec(r.name, r.flag, self.plan(r.plan), tuple(r.gates), r.advance)
+            r.name: RolloutSpec(
+                r.name, r.flag, self.plan(r.plan), tuple(r.gates), r.advance, self.rollout_policy(r)
+            )
             for r in self.rollouts
         }
 
@@ -371,6 +522,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     except ValidationError as exc:
         raise ConfigError(source, [_explain(err, lines) for err in exc.errors()]) from exc
     problems = _cross_references(config, lines)
+    problems += _conflicts(config, lines)
+    problems += _durations_that_cannot_work(config, lines)
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -402,7 +555,123 @@ def _cross_references(config: Config, lines: dict[tuple[Any, ...], int]) -> list
                         lines, ("rollouts", i, "gates", j), f"unknown gate '{gate}'; known: {known}"
                     )
                 )
+    problems += _policy_problems(config, lines)
     return problems
+
+
+_A_MONDAY = datetime(2001, 1, 1)
+
+
+def _policy_problems(config: Config, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    """Freeze windows that never end, and a two-person threshold no stage reaches."""
+    problems = []
+    where: list[tuple[tuple[Any, ...], RolloutConfig | None]] = [(("policy",), None)]
+    where += [(("rollouts", i, "policy"), r) for i, r in enumerate(config.rollouts) if r.policy]
+    for path, rollout in where:
+        windows = config.rollout_policy(rollout).windows
+        weekly = Policy(windows=tuple(w for w in windows if w.days or not w.dates))
+        if windows and weekly.window_end(_A_MONDAY, horizon_days=8) is None:
+            message = "the freeze windows together never end: no advance could ever happen"
+            problems.append(_at(lines, (*path, "freeze"), message))
+    for i, rollout in enumerate(config.rollouts):
+        two = config.policy_config(rollout).two_person
+        plan = config.plan(rollout.plan) if rollout.plan in config.plans or (
+            rollout.plan in BUILTIN_PLANS
+        ) else None
+        if two is None or plan is None or max(plan.percents) >= two.from_percent:
+            continue
+        own = rollout.policy is not None and "two_person" in rollout.policy.model_fields_set
+        path = ("rollouts", i, "policy") if own else ("policy",)
+        problems.append(
+            _at(
+                lines,
+                (*path, "two_person", "from_percent"),
+                f"no stage of plan '{plan.name}' (rollout {rollout.name}) reaches "
+                f"{two.from_percent} %: its highest is {max(plan.percents)} %",
+            )
+        )
+    return problems
+
+
+def _conflicts(config: Config, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    """Two rollouts moving one flag; a custom plan that would hide a built-in one."""
+    problems = []
+    flags: dict[str, int] = {}
+    for i, rollout in enumerate(config.rollouts):
+        first = flags.setdefault(rollout.flag, i)
+        if first != i:
+            other = config.rollouts[first].name
+            problems.append(
+                _at(
+                    lines,
+                    ("rollouts", i, "flag"),
+                    f"flag '{rollout.flag}' is already rolled out by '{other}'"
+                    f"{_line_words(lines, ('rollouts', first, 'flag'))}; two rollouts would "
+                    "set its percentage in turn",
+                )
+            )
+    for name in config.plans:
+        if name in BUILTIN_PLANS:
+            builtin = BUILTIN_PLANS[name]
+            problems.append(
+                _at(
+                    lines,
+                    ("plans", name),
+                    f"'{name}' is a built-in plan ({builtin.description}); give the custom "
+                    f"plan another name, e.g. '{name}-custom'",
+                )
+            )
+    return problems
+
+
+def _durations_that_cannot_work(config: Config, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    """Durations that must be more than zero, and sustain windows that must hold at least
+    one measurement. (No duration may be negative: the `Duration` type refuses those.)"""
+    zero = timedelta(0)
+    problems = []
+
+    def positive(loc: tuple[Any, ...], value: timedelta | None, what: str) -> None:
+        if value is not None and value <= zero:
+            problems.append(_at(lines, loc, f"must be more than 0s: {what}"))
+
+    positive(("prometheus", "timeout"), config.prometheus.timeout, "it is how long a query waits")
+    positive(
+        ("oncall", "remind_after"), config.oncall.remind_after, "it is how often the acknowledger"
+        " is reminded"
+    )
+    cadences: list[tuple[tuple[Any, ...], list[CheckpointRule]]] = [
+        (("checkpoints",), config.checkpoints)
+    ]
+    for plan_name, plan in config.plans.items():
+        cadences.append((("plans", plan_name, "checkpoints"), plan.checkpoints or []))
+    for at, rules in cadences:
+        for i, rule in enumerate(rules):
+            positive((*at, i, "every"), rule.every, "it is how often a checkpoint is posted")
+    for name, gate in config.gates.items():
+        at = ("gates", name)
+        positive((*at, "interval"), gate.interval, "it is how often the gate is measured")
+        if gate.interval <= zero:
+            continue
+        short = [t for t in Tier if gate.for_.at(t) < gate.interval]
+        if not short:
+            continue
+        tiered = any((*at, "for", t.value) in lines for t in Tier)
+        for tier in short if tiered else short[:1]:
+            window = format_duration(gate.for_.at(tier))
+            problems.append(
+                _at(
+                    lines,
+                    (*at, "for", tier.value) if tiered else (*at, "for"),
+                    f"the {window} window is shorter than the gate's interval "
+                    f"({format_duration(gate.interval)}): it would be judged on less than one "
+                    "measurement; make `for` at least the interval",
+                )
+            )
+    return problems
+
+
+def _line_words(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> str:
+    return f" (line {lines[loc]})" if loc in lines else ""
 
 
 def _explain(err: Any, lines: dict[tuple[Any, ...], int]) -> str:

@@ -15,6 +15,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from bot.domain.durations import format_duration
+from bot.domain.rollout import pending_words
 from bot.overview import EventView, GateView, IncidentView, Overview, RolloutView, verb_words
 
 TITLE = "rollout-bot · rollouts"
@@ -140,7 +141,7 @@ def page(overview: Overview) -> str:
 
 def fragment(overview: Overview) -> str:
     """What changes: the incidents notice and one card per rollout."""
-    parts = [_incidents_notice(overview.incidents, overview.names)]
+    parts = [_freeze_notice(overview), _incidents_notice(overview.incidents, overview.names)]
     if not overview.rollouts:
         parts.append(
             '<section class="notice quiet"><p>No rollouts are configured. Add one under '
@@ -183,12 +184,47 @@ def _card(r: RolloutView, overview: Overview) -> str:
         lines.append(f'<p class="hold"><strong>Held:</strong> {escape(r.hold_reason)}</p>')
     if r.held_by:
         lines.append(f'<p class="hold"><strong>Held:</strong> {_held_by(r, overview)}</p>')
+    lines.extend(_policy(r, overview))
     lines.append(_gates(r))
     if r.incidents:
         lines.append("<h3>Open incidents</h3>" + _incident_list(r.incidents, overview.names))
     lines.append(_timeline(r.events, overview))
     lines.append("</article>")
     return "\n".join(line for line in lines if line)
+
+
+def _freeze_notice(overview: Overview) -> str:
+    freeze = overview.freeze
+    if freeze is None:
+        return ""
+    return (
+        '<section class="notice"><p><strong>Every advance is frozen</strong> since '
+        f"{_time(freeze.at, overview)} by {escape(_actor(freeze.by, overview.names))}: {escape(freeze.reason)}."
+        " A lead lifts it with <code>/rollout unfreeze</code>.</p></section>"
+    )
+
+
+def _policy(r: RolloutView, overview: Overview) -> list[str]:
+    """A step waiting for a second person, a waiting auto-advance, a freeze window."""
+    lines = []
+    if r.pending is not None:
+        lines.append(
+            '<p class="hold"><strong>Waiting for a second person:</strong> '
+            f"{escape(pending_words(r.pending))}, asked by {escape(_actor(r.pending.asker, overview.names))};"
+            f" expires {_time(r.pending.expires_at, overview)}</p>"
+        )
+    if r.waiting is not None:
+        then = f"; goes on {_time(r.waiting.until, overview)}" if r.waiting.until else ""
+        lines.append(
+            '<p class="hold"><strong>The automatic advance waits:</strong> '
+            f"{escape(r.waiting.reason)}{then}</p>"
+        )
+    if r.frozen is not None and not r.frozen.emergency:
+        until = f" until {_time(r.frozen.until, overview)}" if r.frozen.until else ""
+        lines.append(
+            f'<p class="hold"><strong>Freeze window{until}:</strong> {escape(r.frozen.reason)}</p>'
+        )
+    return lines
 
 
 def _held_by(r: RolloutView, overview: Overview) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import annotated_types
@@ -32,6 +32,11 @@ unless marked **required**; unknown keys are errors, and every error names the k
 line. `rollout-bot check-config FILE` validates a file and prints each rollout's plan.
 
 - A **duration** reads `30s`, `5m`, `12h`, `2d`, `1w`, or combinations such as `1h30m`.
+  None may be negative; a gate's `interval`, a checkpoint rule's `every`,
+  `prometheus.timeout` and `oncall.remind_after` must be more than zero, and a gate's `for`
+  at least its `interval`.
+- Two rollouts may not move one `flag`, and a custom plan may not take a built-in plan's
+  name (`safe`, `six-day`, `fast`, `instant`).
 - A **tiered** value is one value for every gate tier, or one per tier:
   `{canary: …, progressive: …, final: …}` (canary up to 10 % of traffic, progressive up to
   50 %, final above).
@@ -110,6 +115,7 @@ def _kind(annotation: Any, path: str, queue: list[tuple[str, type[BaseModel]]]) 
             float: "number",
             bool: "boolean",
             timedelta: "duration",
+            date: "date (YYYY-MM-DD)",
         }
         if annotation in simple:
             return simple[annotation]

@@ -13,12 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.gates import GateHold
+from bot.domain.policy import EmergencyFreeze, Frozen
 from bot.domain.rollout import (
     HOLD_CHANGE,
     HOLD_END,
     HOLD_START,
+    PendingStep,
     RolloutSpec,
     RolloutStatus,
+    Waiting,
     state_words,
 )
 
@@ -34,6 +37,12 @@ _VERB_WORDS = {
     HOLD_START: "held",
     HOLD_CHANGE: "updated the hold",
     HOLD_END: "lifted the hold",
+    "request": "asked to move",
+    "cancel": "withdrew the request to move",
+    "expire": "let expire the request to move",
+    "wait": "holds the automatic advance of",
+    "freeze": "froze every rollout",
+    "unfreeze": "lifted the freeze on every rollout",
 }
 
 
@@ -97,6 +106,9 @@ class RolloutView:
     gates: tuple[GateView, ...] = ()
     incidents: tuple[IncidentView, ...] = ()
     held_by: tuple[GateHold, ...] = ()  # gates unknown now (no data, source down), since when
+    pending: PendingStep | None = None  # a step waiting for a second person
+    waiting: Waiting | None = None  # why its due automatic advance waits
+    frozen: Frozen | None = None  # a freeze window or the emergency freeze, holding now
 
     @property
     def soak_ends_at(self) -> datetime | None:
@@ -111,11 +123,14 @@ class Overview:
     now: datetime
     timezone: str = "UTC"
     incidents: tuple[IncidentView, ...] = field(default=())  # every open incident
+    freeze: EmergencyFreeze | None = None  # `/rollout freeze`: every advance stopped
     names: Mapping[str, str] = field(default_factory=dict)  # people's names by Slack user ID
 
     def people(self) -> set[str]:
         """Everyone the overview shows: who acted, who holds an incident."""
         found = {e.actor for r in self.rollouts for e in r.events}
+        found |= {r.pending.asker for r in self.rollouts if r.pending is not None}
+        found |= {self.freeze.by} if self.freeze is not None else set()
         return found | {i.holder for i in self.incidents if i.holder}
 
 
@@ -128,6 +143,7 @@ def build_overview(
     timezone: str = "UTC",
     gates: Mapping[str, Sequence[GateView]] | None = None,
     incidents: Sequence[IncidentView] = (),
+    freeze: EmergencyFreeze | None = None,
 ) -> Overview:
     """The view-model, in config order. `events` are the service's history rows, oldest first."""
     rollouts = []
@@ -154,9 +170,12 @@ def build_overview(
                 gates=tuple((gates or {}).get(name, ())),
                 incidents=tuple(i for i in incidents if i.rollout == name),
                 held_by=status.held_by,
+                pending=status.pending,
+                waiting=status.waiting,
+                frozen=spec.policy.frozen(now, freeze),
             )
         )
-    return Overview(tuple(rollouts), now, timezone, tuple(incidents))
+    return Overview(tuple(rollouts), now, timezone, tuple(incidents), freeze)
 
 
 def _event(row: Mapping[str, Any]) -> EventView:

@@ -18,9 +18,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.domain.exposure import evaluate
+from bot.domain.policy import EmergencyFreeze
 from bot.flags import read_document
 from bot.metrics import Metrics
-from bot.services.rollouts import RolloutService, holds_json
+from bot.services.rollouts import (
+    RolloutService,
+    holds_json,
+    pending_json,
+    waiting_json,
+)
 from storage.db import ping
 from storage.repository import Repository
 
@@ -41,10 +47,12 @@ def build_web_app(
     alertmanager: Handler | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
-    verifier = SignatureVerifier(signing_secret)
+    # No secret (Socket Mode needs none): no signature can be checked, so nothing over
+    # HTTP is taken for Slack.
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
-        if bolt is None:
+        if bolt is None or verifier is None:
             return _error(404, "Slack over HTTP is off: this bot runs in Socket Mode")
         try:  # Slack sends UTF-8 whatever the Content-Type's charset claims
             body = (await request.read()).decode("utf-8")
@@ -66,14 +74,17 @@ def build_web_app(
 
     async def list_rollouts(request: web.Request) -> web.Response:
         statuses = await service.statuses()
-        return web.json_response([_rollout_json(service, n, statuses[n]) for n in service.specs])
+        freeze = await service.emergency()
+        return web.json_response(
+            [_rollout_json(service, n, statuses[n], freeze) for n in service.specs]
+        )
 
     async def one_rollout(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in service.specs:
             return _error(404, f"no rollout named {name!r}; known: {', '.join(service.specs)}")
         statuses = await service.statuses()
-        data = _rollout_json(service, name, statuses[name])
+        data = _rollout_json(service, name, statuses[name], await service.emergency())
         data["events"] = [
             {**e, "at": e["at"].isoformat()} for e in await service.history(name, limit=50)
         ]
@@ -173,9 +184,12 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _rollout_json(service: RolloutService, name: str, status: Any) -> dict[str, Any]:
+def _rollout_json(
+    service: RolloutService, name: str, status: Any, freeze: EmergencyFreeze | None
+) -> dict[str, Any]:
     spec = service.specs[name]
     stage = status.stage(spec.plan)
+    frozen = spec.policy.frozen(service.clock.now(), freeze)
     return {
         "name": name,
         "flag": spec.flag,
@@ -191,6 +205,16 @@ def _rollout_json(service: RolloutService, name: str, status: Any) -> dict[str, 
         "soak_seconds": int(stage.soak.total_seconds()) if stage else None,
         "hold_reason": status.hold_reason,
         "held_by": holds_json(status.held_by),
+        "pending": pending_json(status.pending),
+        "waiting": waiting_json(status.waiting),
+        "frozen": None
+        if frozen is None
+        else {
+            "reason": frozen.reason,
+            "until": frozen.until.isoformat() if frozen.until else None,
+            "emergency": frozen.emergency,
+            "by": frozen.by,
+        },
         "advance": spec.advance.value,
         "gates": list(spec.gates),
     }

@@ -22,3 +22,17 @@ class Settings(BaseSettings):
     @property
     def embedded_slack(self) -> bool:
         return not self.slack_bot_token
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def problem(self) -> str | None:
+        """Why the bot cannot reach Slack with these settings, or None when it can."""
+        if self.slack_bot_token and not self.socket_mode and not self.slack_signing_secret:
+            return (
+                "SLACK_SIGNING_SECRET is not set: over HTTP the bot checks every request "
+                "from Slack with it (Basic Information → App Credentials in the Slack app's "
+                "settings). Or set SLACK_APP_TOKEN for Socket Mode, which needs no secret."
+            )
+        return None

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.config import RolesConfig
 from bot.domain.escalation import IncidentState
-from bot.domain.rollout import ACTIVE_STATES, Advance, RolloutStatus, state_words
+from bot.domain.policy import Policy
+from bot.domain.rollout import ACTIVE_STATES, Cancel, Confirm, RolloutStatus, state_words
 from bot.services.incidents import IncidentService, parse_incident_id
+from bot.services.people import People
 from bot.services.rollouts import Actor, RolloutService
 from bot.slack import blocks, incident_blocks
-from commands import permissions
 from commands.parse import ParseError, Request, help_text, parse
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,14 @@ class Handler:
     def __init__(
         self,
         service: RolloutService,
-        roles: RolesConfig,
+        policy: Policy,
         incidents: IncidentService | None = None,
+        people: People | None = None,
     ) -> None:
         self.service = service
-        self.roles = roles
+        self.policy = policy  # the config's, for what concerns every rollout (the freeze)
         self.incidents = incidents
+        self.people = people or People(None, service.clock)
 
     async def handle(
         self,
@@ -65,6 +67,33 @@ class Handler:
             )
         return Reply(reply.text, reply.ok, reply.blocks, request.verb)
 
+    async def answer_request(
+        self, name: str, command: Confirm | Cancel, actor: Actor, *, dedup_key: str
+    ) -> Reply:
+        """A Confirm or Cancel button: the request it names, on the rollout it names."""
+        if name not in self.service.specs:
+            return Reply(
+                f"This button is for a rollout named `{blocks.escape(name[:64])}`, which is not "
+                "configured. Nothing was done.",
+                ok=False,
+                verb=command.verb,
+            )
+        request = Request(command.verb, name, command)
+        reply = await self._act(request, actor, dedup_key, None)
+        return Reply(reply.text, reply.ok, reply.blocks, command.verb)
+
+    async def _freeze(self, request: Request, actor: Actor, *_: Any) -> Reply:
+        actor = await self._with_roles(actor, self.policy)
+        if request.verb == "freeze":
+            outcome = await self.service.freeze(actor, self.policy, request.reason)
+        else:
+            outcome = await self.service.unfreeze(actor, self.policy)
+        return Reply(outcome.text, outcome.ok)
+
+    async def _with_roles(self, actor: Actor, policy: Policy) -> Actor:
+        person = await self.people.person(actor.user, policy)
+        return replace(actor, roles=person.roles)
+
     async def _help(self, request: Request, actor: Actor, *_: Any) -> Reply:
         return Reply("*/rollout* moves a feature through its stages.\n" + help_text())
 
@@ -72,7 +101,9 @@ class Handler:
         statuses = await self.service.statuses()
         names = [request.name] if request.name else list(self.service.specs)
         specs = [self.service.specs[n] for n in names]
-        message = blocks.status_message(specs, statuses)
+        freeze = await self.service.emergency()
+        now = self.service.clock.now()
+        message = blocks.status_message(specs, statuses, freeze=freeze, now=now)
         return Reply(message["text"], blocks=message["blocks"])
 
     async def _history(self, request: Request, actor: Actor, *_: Any) -> Reply:
@@ -127,13 +158,8 @@ class Handler:
         name = request.name or self._implied(request.verb, statuses)
         if name is None:
             return Reply(_which_one(request.verb, statuses, self.service.specs), ok=False)
-        verb = request.verb
-        if isinstance(request.command, Advance) and request.command.force:
-            verb = permissions.FORCE
-        allowed = permissions.allowed_users(verb, self.roles.leads, self.roles.operators)
-        if allowed is not None and actor.user not in allowed:
-            return Reply(permissions.refusal(verb, allowed), ok=False)
-        if expected_version is None:
+        actor = await self._with_roles(actor, self.service.specs[name].policy)
+        if expected_version is None and not isinstance(request.command, Confirm | Cancel):
             # What the actor saw when typing: if someone moves it first, they are told.
             expected_version = statuses[name].version
         outcome = await self.service.act(
@@ -153,6 +179,9 @@ class Handler:
             return next(iter(self.service.specs))
         if verb == "start":
             return None
+        if verb in ("confirm", "cancel"):
+            asked = [n for n, s in statuses.items() if s.pending is not None]
+            return asked[0] if len(asked) == 1 else None
         return _only_active(statuses)
 
 
@@ -162,6 +191,8 @@ _HANDLERS: dict[str, Verb] = {
     "status": Handler._status,
     "history": Handler._history,
     "ack": Handler._ack,
+    "freeze": Handler._freeze,
+    "unfreeze": Handler._freeze,
 }
 
 
@@ -174,6 +205,12 @@ def _which_one(verb: str, statuses: dict[str, RolloutStatus], specs: Any) -> str
     active = {n: s for n, s in statuses.items() if s.state in ACTIVE_STATES}
     if not specs:
         return "No rollouts are configured; add one under `rollouts:` in the config."
+    if verb in ("confirm", "cancel"):
+        asked = sorted(n for n, s in statuses.items() if s.pending is not None)
+        if not asked:
+            return "No step is waiting for a second person. Type `/rollout status` to see why."
+        listed = ", ".join(f"`{n}`" for n in asked)
+        return f"Steps wait for a second person on {listed}. Name one: `/rollout {verb} NAME`."
     if verb == "start" or not active:
         lead = "No rollout is active." if verb != "start" else "Name the rollout to start."
         return f"{lead}\n{_usage(verb, statuses)}"

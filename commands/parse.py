@@ -17,7 +17,16 @@ import difflib
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.domain.rollout import Advance, Command, Pause, Resume, Rollback, Start
+from bot.domain.rollout import (
+    Advance,
+    Cancel,
+    Command,
+    Confirm,
+    Pause,
+    Resume,
+    Rollback,
+    Start,
+)
 from commands import names
 
 USAGE: dict[str, str] = {
@@ -27,6 +36,10 @@ USAGE: dict[str, str] = {
     "pause": "/rollout pause [NAME] [-- REASON]",
     "resume": "/rollout resume [NAME]",
     "rollback": "/rollout rollback [NAME] [to PERCENT] [-- REASON]",
+    "confirm": "/rollout confirm [NAME]",
+    "cancel": "/rollout cancel [NAME]",
+    "freeze": "/rollout freeze REASON",
+    "unfreeze": "/rollout unfreeze",
     "ack": "/rollout ack [INCIDENT]",
     "history": "/rollout history [NAME]",
     "help": "/rollout help",
@@ -36,6 +49,10 @@ NOTES = (
     "configured).",
     "Anything after NAME is the reason; without a NAME, the reason goes after `--`: "
     "`/rollout pause -- waiting for on-call`.",
+    "`confirm` and `cancel` answer a step that needs a second person (the two-person rule); "
+    "the one who asked cannot confirm it.",
+    "`freeze` stops every advance of every rollout, typed or automatic, until `unfreeze` "
+    "(leads only); pause, rollback and ack still work.",
 )
 VERBS = tuple(USAGE)
 MAX_TEXT = 2000
@@ -58,6 +75,7 @@ class Request:
     name: str | None = None
     command: Command | None = None
     incident: str | None = None
+    reason: str = ""  # `freeze REASON`
 
 
 @dataclass(frozen=True)
@@ -108,7 +126,7 @@ class _Args:
         word = self.words[0]
         if word in _SEPARATORS:
             if self.verb == "advance":
-                raise self.fail("A reason goes after `force`, only to advance past red gates.")
+                raise self.fail("A reason goes after `force`, only to force an advance.")
             raise self.fail(f"`/rollout {self.verb}` takes no reason.")
         name = names.resolve(word, self.known)
         if name is None:
@@ -287,6 +305,33 @@ def _rollback(a: _Args) -> Request:
     return Request("rollback", name, Rollback(to, a.reason() if reason is None else reason))
 
 
+def _confirm(a: _Args) -> Request:
+    name = a.take_name() if a.words else None
+    a.done()
+    return Request(a.verb, name, Confirm() if a.verb == "confirm" else Cancel())
+
+
+def _freeze(a: _Args) -> Request:
+    if a.words and a.is_name(a.words[0]):
+        name = names.resolve(a.words[0], a.known)
+        raise ParseError(
+            "`/rollout freeze` stops every rollout at once and takes no name.",
+            f"To stop only {name}, type `/rollout pause {name} -- REASON`; to stop every "
+            "rollout, `/rollout freeze REASON`.",
+        )
+    if a.words and a.words[0] in _SEPARATORS:
+        a.words.pop(0)
+    reason = a.rest().strip()
+    if not reason:
+        raise a.fail("A freeze needs a reason, shown in every status and kept in the audit log.")
+    return Request("freeze", reason=reason)
+
+
+def _unfreeze(a: _Args) -> Request:
+    a.done()
+    return Request("unfreeze")
+
+
 def _ack(a: _Args) -> Request:
     incident = a.words.pop(0) if a.words else None
     if a.words:
@@ -306,6 +351,10 @@ _PARSERS = {
     "pause": _pause,
     "resume": _resume,
     "rollback": _rollback,
+    "confirm": _confirm,
+    "cancel": _confirm,
+    "freeze": _freeze,
+    "unfreeze": _unfreeze,
     "ack": _ack,
     "help": _help,
 }

@@ -153,6 +153,16 @@ class Incidents:
             )
         )
 
+    async def gates_of(self, incident_id: int, verb: str) -> list[str]:
+        """The details logged under `verb` for an incident, first first, each once (the
+        gates it is about)."""
+        query = (
+            select(IncidentLogRow.detail)
+            .where(IncidentLogRow.incident_id == incident_id, IncidentLogRow.verb == verb)
+            .order_by(IncidentLogRow.id)
+        )
+        return list(dict.fromkeys((await self.session.scalars(query)).all()))
+
     async def logs(self, incident_id: int) -> Sequence[IncidentLogRow]:
         query = (
             select(IncidentLogRow)

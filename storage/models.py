@@ -42,6 +42,8 @@ class RolloutRow(Base):
     thread_channel: Mapped[str | None] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime]
+    pending: Mapped[dict[str, Any] | None]  # a step waiting for a second person
+    waiting: Mapped[dict[str, Any] | None]  # why a due automatic advance waits
     # The gates holding it (unknown): [{"gate", "outcome", "since" (ISO)}]; NULL when none.
     held_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
 
@@ -64,6 +66,19 @@ class EventRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int]
+    gates: Mapped[dict[str, Any] | None]  # {gate: {outcome, value, threshold}} at that moment
+    policy: Mapped[dict[str, Any] | None]  # asked_by, confirmed_by, window, freeze
+
+
+class FreezeRow(Base):
+    """The emergency freeze (`/rollout freeze REASON`): one row while it holds."""
+
+    __tablename__ = "freezes"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # "all"
+    reason: Mapped[str] = mapped_column(Text)
+    by_user: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
 
 
 class OutboxRow(Base):

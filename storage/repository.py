@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
     EventRow,
+    FreezeRow,
     GateStateRow,
     MessageRefRow,
     OutboxRow,
@@ -20,6 +22,9 @@ from storage.models import (
     RolloutRow,
     TimerRow,
 )
+
+FREEZE_ALL = "all"
+EVERY_ROLLOUT = "*"  # the audit log's rollout for what applies to every one (the freeze)
 
 
 @dataclass(frozen=True)
@@ -40,19 +45,21 @@ class Repository:
     # --- rollouts ---------------------------------------------------------------------
 
     async def ensure_rollouts(self, names: Iterable[str], now: datetime) -> None:
-        existing = set((await self.session.scalars(select(RolloutRow.name))).all())
-        for name in names:
-            if name not in existing:
-                self.session.add(
-                    RolloutRow(
-                        name=name,
-                        state="pending",
-                        percent=0,
-                        hold_reason="",
-                        version=0,
-                        updated_at=now,
-                    )
-                )
+        """A pending row for each name that has none. Replicas starting together may each
+        run this at once: a row another one just wrote is left as it is."""
+        rows = [
+            {
+                "name": name,
+                "state": "pending",
+                "percent": 0,
+                "hold_reason": "",
+                "version": 0,
+                "updated_at": now,
+            }
+            for name in names
+        ]
+        if rows:
+            await self.session.execute(self._insert_new(RolloutRow, rows))
 
     async def rollout(self, name: str) -> RolloutRow | None:
         return await self.session.get(RolloutRow, name)
@@ -81,15 +88,37 @@ class Repository:
             .execution_options(synchronize_session=False)
         )
 
+    # --- the emergency freeze --------------------------------------------------------
+
+    async def freeze(self) -> FreezeRow | None:
+        return await self.session.get(FreezeRow, FREEZE_ALL)
+
+    async def set_freeze(self, reason: str, by: str, now: datetime) -> bool:
+        """Freeze every rollout; False when a freeze already holds (another writer won)."""
+        if await self.freeze() is not None:
+            return False
+        self.session.add(FreezeRow(scope=FREEZE_ALL, reason=reason, by_user=by, at=now))
+        await self.session.flush()
+        return True
+
+    async def lift_freeze(self) -> bool:
+        result = await self.session.execute(delete(FreezeRow).where(FreezeRow.scope == FREEZE_ALL))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     # --- audit events -----------------------------------------------------------------
 
     def add_event(self, event: EventRow) -> None:
         self.session.add(event)
 
-    async def events(self, rollout: str, limit: int = 20) -> Sequence[EventRow]:
+    async def events(
+        self, rollout: str, limit: int = 20, *, every_rollout: bool = False
+    ) -> Sequence[EventRow]:
+        """The rollout's latest events, oldest first; with `every_rollout`, those that
+        concern every rollout too (the emergency freeze)."""
+        scopes = [rollout, EVERY_ROLLOUT] if every_rollout else [rollout]
         query = (
             select(EventRow)
-            .where(EventRow.rollout == rollout)
+            .where(EventRow.rollout.in_(scopes))
             .order_by(EventRow.id.desc())
             .limit(limit)
         )
@@ -215,6 +244,26 @@ class Repository:
         else:
             row.kind, row.due_at, row.payload = kind, due_at, payload or {}
             row.lease_until, row.token = None, row.token + 1
+
+    async def ensure_timer(
+        self, key: str, kind: str, due_at: datetime, payload: dict[str, Any] | None = None
+    ) -> bool:
+        """Set a timer unless one is set under `key` (by this bot, or by a replica at the same
+        moment). True if this call set it."""
+        row = {"key": key, "kind": kind, "due_at": due_at, "payload": payload or {}, "token": 0}
+        result = await self.session.execute(self._insert_new(TimerRow, [row]))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def move_timer(self, key: str, due_at: datetime, now: datetime) -> bool:
+        """Move a timer that is not due yet to `due_at`. A due one is left alone: it runs
+        (or is running) as it is. True if it moved."""
+        result = await self.session.execute(
+            update(TimerRow)
+            .where(TimerRow.key == key, TimerRow.due_at > now, TimerRow.due_at != due_at)
+            .values(due_at=due_at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def cancel_timer(self, key: str) -> None:
         row = await self.session.get(TimerRow, key)
@@ -345,3 +394,10 @@ class Repository:
         except IntegrityError:
             return False
         return True
+
+    def _insert_new(self, model: type[Any], rows: list[dict[str, Any]]) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING in the database's own dialect: rows whose key is
+        taken, even by a transaction that commits while this one runs, are skipped."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return insert(model).values(rows).on_conflict_do_nothing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -77,29 +78,39 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'rollout-bot.db'}"
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+@contextlib.asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped on leaving."""
     name = f"rollout_test_{uuid.uuid4().hex[:10]}"
     admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    async with fresh_postgres() as url:
+        yield url
 
 
 def bot_settings(standin: SlackStandIn, database_url: str, **extra: Any) -> Settings:
-    return Settings(
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=standin.api_url,
-        database_url=database_url,
-        host="127.0.0.1",
-        port=0,
-        **extra,
-    )
+    """Settings for a bot against the stand-in; `extra` adds or overrides any of them."""
+    defaults: dict[str, Any] = {
+        "slack_bot_token": "xoxb-test",
+        "slack_signing_secret": SECRET,
+        "slack_api_url": standin.api_url,
+        "database_url": database_url,
+        "host": "127.0.0.1",
+        "port": 0,
+    }
+    return Settings(**{**defaults, **extra})
 
 
 BotFactory = Callable[..., Awaitable[RolloutBot]]

@@ -6,8 +6,9 @@ status and its effects) in one transaction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from bot.domain.durations import format_duration
@@ -23,6 +24,7 @@ from bot.domain.gates import (
     stale_words,
 )
 from bot.domain.plans import Plan, Stage
+from bot.domain.policy import EmergencyFreeze, Frozen, Person, Policy, Role
 
 
 class State(StrEnum):
@@ -48,6 +50,30 @@ class RolloutSpec:
     plan: Plan
     gates: tuple[str, ...] = ()
     advance: AdvanceMode = AdvanceMode.MANUAL
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A step that waits for a second person (the two-person rule). `id` is the version
+    of the rollout that recorded it: a confirm names it, so a stale confirm does nothing."""
+
+    id: int
+    command: Start | Advance | Resume
+    asker: str
+    asked_at: datetime
+    expires_at: datetime
+    to_percent: int
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why an automatic advance, due now, does not happen: a freeze, or a step that needs
+    two people. `until` is when it goes on by itself (None: when someone acts)."""
+
+    reason: str
+    until: datetime | None = None
+    frozen: bool = False  # a freeze window or the emergency freeze, not the two-person rule
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,8 @@ class RolloutStatus:
     hold_reason: str = ""
     version: int = 0
     held_by: tuple[GateHold, ...] = ()  # gates unknown now: no advance until measured again
+    pending: PendingStep | None = None
+    waiting: Waiting | None = None
 
     def stage(self, plan: Plan) -> Stage | None:
         if self.stage_index is None:
@@ -103,6 +131,30 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class Confirm:
+    """A second person confirms the pending step `request` (None: whichever is pending)."""
+
+    request: int | None = None
+    verb = "confirm"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """The asker, or anyone who may make the step, withdraws the pending step."""
+
+    request: int | None = None
+    verb = "cancel"
+
+
+@dataclass(frozen=True)
+class Expire:
+    """The bot clears a pending step nobody confirmed in time."""
+
+    request: int
+    verb = "expire"
+
+
+@dataclass(frozen=True)
 class Evaluate:
     """The bot's own look at a rollout after measuring its gates or at a soak's end:
     roll back on a gate red for its whole window, page on-call for a gate unknown past
@@ -112,7 +164,15 @@ class Evaluate:
     verb = "evaluate"
 
 
-Command = Start | Advance | Pause | Resume | Rollback | Evaluate
+Command = Start | Advance | Pause | Resume | Rollback | Confirm | Cancel | Expire | Evaluate
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts (None: the bot itself) and whether every advance is frozen right now."""
+
+    person: Person | None = None
+    emergency: EmergencyFreeze | None = None
 
 
 # --- what decide returns --------------------------------------------------------------
@@ -156,6 +216,9 @@ class Change:
     to_percent: int
     reason: str = ""
     forced: bool = False
+    asked_by: str = ""  # the two-person rule: who asked for the step
+    confirmed_by: str = ""  # and who confirmed it
+    window: str = ""  # the freeze that applied, if one did
 
 
 @dataclass(frozen=True)
@@ -172,6 +235,7 @@ class Refusal:
 
     problem: str
     hint: str = ""
+    who: tuple[str, ...] = ()  # user or group ids who may do what was refused
 
 
 # --- decide ---------------------------------------------------------------------------
@@ -183,20 +247,272 @@ def decide(
     observations: Observations,
     command: Command,
     now: datetime,
+    context: Context = Context(),
 ) -> Decision | Refusal:
+    person = context.person
+    if person is not None and not isinstance(command, Confirm | Cancel):
+        step = step_of(command)
+        if not spec.policy.may(step, person):
+            return not_allowed(spec.policy, step, spec.name)
     match command:
-        case Start():
-            return _start(spec, status, now)
-        case Advance():
-            return _advance(spec, status, observations, command, now)
+        case Start() | Advance() | Resume():
+            return _raise(spec, status, observations, command, now, context)
         case Pause():
             return _pause(spec, status, command)
-        case Resume():
-            return _resume(spec, status, now)
         case Rollback():
             return _rollback(spec, status, command, now)
+        case Confirm():
+            return _confirm(spec, status, observations, command, now, context)
+        case Cancel():
+            return _cancel(spec, status, command, context)
+        case Expire():
+            return _expire(spec, status, command, now)
         case Evaluate():
-            return _evaluate(spec, status, observations, now)
+            return _evaluate(spec, status, observations, now, context)
+
+
+def step_of(command: Command) -> str:
+    """The policy's name for what a command does: its verb, or "force"."""
+    if isinstance(command, Advance) and command.force:
+        return "force"
+    return command.verb
+
+
+_ROLE_WORDS = {
+    Role.LEAD: "a lead",
+    Role.OPERATOR: "an operator",
+    Role.ROLLBACK: "someone under `roles.rollback`",
+    Role.OWNER: "an owner of {name}",
+}
+_STEP_WORDS = {
+    "force": "force an advance of {name}",
+    "freeze": "freeze every rollout",
+    "unfreeze": "lift the freeze on every rollout",
+}
+
+
+def not_allowed(policy: Policy, step: str, name: str = "") -> Refusal:
+    """Which role a step needs, and who holds it."""
+    held = [r for r in policy.roles_allowed(step) if policy.holders.get(r)]
+    roles = held or [r for r in policy.roles_allowed(step) if r is not Role.OWNER]
+    words = [_ROLE_WORDS[r].format(name=name) for r in roles]
+    needs = " or ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " or " + words[-1]
+    action = _STEP_WORDS.get(step, f"{step} {name}").format(name=name).strip()
+    return Refusal(
+        f"You may not {action}: that needs {needs}.",
+        "Ask one of them, or change the roles in the config.",
+        who=policy.who_may(step),
+    )
+
+
+def _raise(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    command: Start | Advance | Resume,
+    now: datetime,
+    context: Context,
+    *,
+    asked_by: str = "",
+) -> Decision | Refusal:
+    """A step that may raise exposure: the freeze and the two-person rule apply."""
+    name = spec.name
+    if status.pending is not None and not asked_by:
+        return Refusal(
+            f"{name} has a step waiting for a second person: {pending_words(status.pending)}.",
+            f"Another person types `/rollout confirm {name}`, or `/rollout cancel {name}`"
+            " withdraws it.",
+        )
+    match command:
+        case Start():
+            result = _start(spec, status, now)
+        case Advance():
+            result = _advance(spec, status, observations, command, now)
+        case Resume():
+            result = _resume(spec, status, now)
+    if isinstance(result, Refusal):
+        return result
+    frozen = spec.policy.frozen(now, context.emergency)
+    if frozen is not None and result.status.percent > status.percent:
+        return frozen_refusal(frozen, spec.policy.timezone)
+    person = context.person
+    step = step_of(command)
+    to = result.status.percent
+    if person is not None and not asked_by and spec.policy.needs_two(step, to):
+        return _request(spec, status, command, person, to, now)
+    if asked_by and person is not None:
+        change = replace(result.change, asked_by=asked_by, confirmed_by=person.user)
+        result = replace(result, change=change)
+    return result
+
+
+def frozen_refusal(frozen: Frozen, timezone: tzinfo) -> Refusal:
+    if frozen.emergency:
+        return Refusal(
+            f"Every advance is frozen: {frozen.reason}.",
+            "A lead lifts it with `/rollout unfreeze`. Pause, rollback and ack still work.",
+        )
+    until = "" if frozen.until is None else f" until {local_words(frozen.until, timezone)}"
+    return Refusal(
+        f"Advances are frozen{until}: freeze window {frozen.reason}.",
+        "Try again after the window. Pause, rollback and ack still work.",
+    )
+
+
+def local_words(moment: datetime, timezone: tzinfo) -> str:
+    """A time in the config's timezone: "Sat 2026-12-05 08:00 (Europe/Paris)"."""
+    local = moment.astimezone(timezone)
+    return f"{local:%a %Y-%m-%d %H:%M} ({local.tzname()})"
+
+
+def freeze_all(
+    policy: Policy,
+    person: Person,
+    current: EmergencyFreeze | None,
+    reason: str,
+    now: datetime,
+) -> EmergencyFreeze | Refusal:
+    """`/rollout freeze REASON`: leads stop every advance of every rollout."""
+    if not policy.may("freeze", person):
+        return not_allowed(policy, "freeze")
+    if current is not None:
+        return Refusal(
+            f"Every rollout is already frozen: {current.reason}.",
+            "A lead lifts it with `/rollout unfreeze`.",
+        )
+    if not reason.strip():
+        return Refusal(
+            "A freeze needs a reason, shown in every status and kept in the audit log.",
+            "Type `/rollout freeze REASON`, e.g. `/rollout freeze incident 4711 in progress`.",
+        )
+    return EmergencyFreeze(reason.strip(), person.user, now)
+
+
+def unfreeze_all(
+    policy: Policy, person: Person, current: EmergencyFreeze | None
+) -> EmergencyFreeze | Refusal:
+    """`/rollout unfreeze`: the freeze that is lifted."""
+    if not policy.may("unfreeze", person):
+        return not_allowed(policy, "unfreeze")
+    if current is None:
+        return Refusal("Nothing is frozen.", "Type `/rollout status` to see every rollout.")
+    return current
+
+
+def pending_words(pending: PendingStep) -> str:
+    what = {"start": "start", "resume": "resume"}.get(pending.command.verb, "advance")
+    forced = isinstance(pending.command, Advance) and pending.command.force
+    return f"{what} to {pending.to_percent} %" + (" (forced)" if forced else "")
+
+
+def _request(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    command: Start | Advance | Resume,
+    person: Person,
+    to: int,
+    now: datetime,
+) -> Decision:
+    """The step is only asked for: a second person confirms it within the time allowed."""
+    assert spec.policy.two_person is not None
+    within = spec.policy.two_person.confirm_within
+    pending = PendingStep(status.version + 1, command, person.user, now, now + within, to)
+    new = replace(status, pending=pending, version=status.version + 1)
+    reason = command.reason if isinstance(command, Advance) else ""
+    forced = isinstance(command, Advance) and command.force
+    change = Change(
+        "request", status.state, status.state, status.percent, to, reason, forced, person.user
+    )
+    return Decision(new, change, (Announce(),))
+
+
+def _open_pending(
+    spec: RolloutSpec, status: RolloutStatus, request: int | None
+) -> PendingStep | Refusal:
+    pending = status.pending
+    if pending is not None and request in (None, pending.id):
+        return pending
+    name = spec.name
+    if request is not None:
+        return Refusal(
+            f"That request is no longer open: {name} changed since it was asked "
+            f"and is now {state_words(status)}. Nothing was done.",
+            f"Type `/rollout status {name}` and ask again if the step is still wanted.",
+        )
+    return Refusal(
+        f"{name} has no step waiting for confirmation; it is {state_words(status)}.",
+        f"Type `/rollout status {name}` to see where it stands.",
+    )
+
+
+def _confirm(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    command: Confirm,
+    now: datetime,
+    context: Context,
+) -> Decision | Refusal:
+    found = _open_pending(spec, status, command.request)
+    if isinstance(found, Refusal):
+        return found
+    pending, person, name = found, context.person, spec.name
+    if now >= pending.expires_at:
+        return Refusal(
+            f"The request to {pending_words(pending)} expired; nothing was done.",
+            "Ask again if the step is still wanted.",
+        )
+    step = step_of(pending.command)
+    if person is None or person.user == pending.asker:
+        others = tuple(u for u in spec.policy.who_may(step) if u != pending.asker)
+        return Refusal(
+            "You asked for this step, so you cannot confirm it: the two-person rule needs "
+            "someone else.",
+            f"Ask another person to press Confirm or type `/rollout confirm {name}`.",
+            who=others,
+        )
+    if not spec.policy.may(step, person):
+        return not_allowed(spec.policy, step, name)
+    cleared = replace(status, pending=None)
+    return _raise(
+        spec, cleared, observations, pending.command, now, context, asked_by=pending.asker
+    )
+
+
+def _cancel(
+    spec: RolloutSpec, status: RolloutStatus, command: Cancel, context: Context
+) -> Decision | Refusal:
+    found = _open_pending(spec, status, command.request)
+    if isinstance(found, Refusal):
+        return found
+    person = context.person
+    step = step_of(found.command)
+    if person is not None and person.user != found.asker and not spec.policy.may(step, person):
+        return not_allowed(spec.policy, step, spec.name)
+    return _withdraw(status, found, "cancel")
+
+
+def _expire(
+    spec: RolloutSpec, status: RolloutStatus, command: Expire, now: datetime
+) -> Decision | Refusal:
+    pending = status.pending
+    if pending is None or pending.id != command.request or now < pending.expires_at:
+        return Refusal(NOTHING_TO_DO, f"{spec.name} has no expired request")
+    return _withdraw(status, pending, "expire")
+
+
+def _withdraw(status: RolloutStatus, pending: PendingStep, verb: str) -> Decision:
+    new = replace(status, pending=None, version=status.version + 1)
+    change = Change(
+        verb,
+        status.state,
+        status.state,
+        status.percent,
+        pending.to_percent,
+        pending_words(pending),
+        asked_by=pending.asker,
+    )
+    return Decision(new, change, (Announce(),))
 
 
 def _start(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> Decision | Refusal:
@@ -238,26 +554,24 @@ def _advance(
             f"Start it with `/rollout start {name}`.",
         )
     target = command.target
-    if target is None:
-        index = spec.plan.next_index_above(status.percent)
-        if index is None:
-            return _complete(spec, status)
-        target = spec.plan.stages[index].percent
-    if not status.percent < target <= 100:
+    if target is not None and not status.percent < target <= 100:
         return Refusal(
             f"Percent must be above the current {status.percent} and at most 100"
             f" (you typed {target}).",
             f"Type `/rollout advance next {name}` for the plan's next stage"
             f" ({_next_percent_words(spec, status)}).",
         )
+    index = spec.plan.next_index_above(status.percent)
     if not command.force:
-        blockers = blocking_gates(spec.gates, observations, now)
-        if blockers:
-            return Refusal(
-                f"{name} cannot advance while a gate is not green:\n• " + "\n• ".join(blockers),
-                f"Wait for the gates, or, as a lead, override with "
-                f"`/rollout advance {target} {name} force <reason>`.",
-            )
+        refusal = _not_yet(spec, status, observations, target, now)
+        if refusal is not None:
+            return refusal
+    if target is None and index is None:
+        done = _complete(spec, status, reason=command.reason)
+        return replace(done, change=replace(done.change, forced=command.force))
+    if target is None:
+        assert index is not None
+        target = spec.plan.stages[index].percent
     new = replace(
         status,
         percent=target,
@@ -267,6 +581,79 @@ def _advance(
         version=status.version + 1,
     )
     return _decision(spec, status, new, "advance", reason=command.reason, forced=command.force)
+
+
+def _not_yet(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    target: int | None,
+    now: datetime,
+) -> Refusal | None:
+    """Why a person may not advance (or complete) now without `force`, or None.
+
+    A stage at a time, each watched for its soak, with every gate green: the field reports
+    want at least an hour of monitoring after an increment, and every built-in stage soaks
+    an hour or more, so waiting out the stage's soak covers it (a custom stage's soak,
+    however short, is all this waits for)."""
+    name, plan = spec.name, spec.plan
+    said = []
+    stage = status.stage(plan)
+    soaking = False
+    if stage is not None and status.stage_started_at is not None:
+        soaked = now - status.stage_started_at
+        left = stage.soak - soaked
+        soaking = left > timedelta(0)
+        if soaking:
+            said.append(
+                f"{name} has soaked {_span(soaked, up=False)} of its {_span(stage.soak)}"
+                f" at {status.percent} %: {_span(left, up=True)} left."
+            )
+    index = plan.next_index_above(status.percent)
+    step = plan.stages[index].percent if index is not None else None
+    skips = target is not None and step is not None and target > step
+    if skips:
+        skipped = [p for p in plan.percents if status.percent < p < (target or 0)]
+        said.append(f"The plan's next stage is {step} %: {target} % would skip {_and(skipped)} %.")
+    blockers = blocking_gates(spec.gates, observations, now) if index is not None else []
+    problem = " ".join(said)
+    if blockers:
+        gates = f"{name} cannot advance while a gate is not green:\n• " + "\n• ".join(blockers)
+        problem = f"{problem}\n{gates}" if problem else gates
+    if not problem:
+        return None
+    typed = "next" if target is None else str(target)
+    force = f"`/rollout advance {typed} {name} force <reason>`"
+    if skips:
+        waits = ["it has soaked"] if soaking else []
+        waits += ["the gates are green"] if blockers else []
+        once = f" once {' and '.join(waits)}" if waits else ""
+        plain = f"`/rollout advance next {name}` for {step} %{once}"
+        return Refusal(problem, f"Type {plain}, or {force}.")
+    if soaking and blockers:
+        return Refusal(problem, f"Wait for the soak and the gates, or type {force}.")
+    if soaking:
+        return Refusal(problem, f"Wait, or type {force}.")
+    return Refusal(
+        problem,
+        f"Wait for the gates, or, as a lead, override with "
+        f"`/rollout advance {target or step} {name} force <reason>`.",
+    )
+
+
+def _span(delta: timedelta, *, up: bool = True) -> str:
+    """A duration as people read it: `21h 50m`, `1d`, `45s`; to the minute from a minute
+    on, rounded up (time left) or down (time spent)."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds >= 60:
+        whole, part = divmod(seconds, 60)
+        seconds = 60 * (whole + (1 if up and part else 0))
+    return re.sub(r"(?<=[a-z])(?=\d)", " ", format_duration(timedelta(seconds=seconds)))
+
+
+def _and(items: list[int]) -> str:
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _complete(spec: RolloutSpec, status: RolloutStatus, reason: str = "") -> Decision:
@@ -354,7 +741,11 @@ HOLD_START, HOLD_CHANGE, HOLD_END = "hold_start", "hold_change", "hold_end"
 
 
 def _evaluate(
-    spec: RolloutSpec, status: RolloutStatus, observations: Observations, now: datetime
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    now: datetime,
+    context: Context,
 ) -> Decision | Refusal:
     if status.state not in ACTIVE_STATES or status.percent == 0:
         return Refusal(NOTHING_TO_DO, f"{spec.name} is {state_words(status)}")
@@ -375,9 +766,9 @@ def _evaluate(
     stage = status.stage(spec.plan)
     if stage is None or status.stage_started_at is None:
         return Refusal(NOTHING_TO_DO, f"{spec.name} is between stages")
-    waiting = _green_soak_left(spec, status.stage_started_at, stage.soak, observations, now)
-    if waiting:
-        return Refusal(NOTHING_TO_DO, waiting)
+    soak_left = _green_soak_left(spec, status.stage_started_at, stage.soak, observations, now)
+    if soak_left:
+        return Refusal(NOTHING_TO_DO, soak_left)
     index = spec.plan.next_index_above(status.percent)
     if index is None:
         watch = format_duration(stage.soak)
@@ -385,6 +776,11 @@ def _evaluate(
     if spec.advance is not AdvanceMode.AUTO:
         return Refusal(NOTHING_TO_DO, "the soak ended green; advance is manual")
     target = spec.plan.stages[index]
+    waiting = _auto_advance_waits(spec, target.percent, now, context)
+    if waiting is not None:
+        if status.waiting == waiting:
+            return Refusal(NOTHING_TO_DO, waiting.reason)
+        return _wait(status, waiting, target.percent)
     new = replace(
         status,
         percent=target.percent,
@@ -395,6 +791,29 @@ def _evaluate(
     )
     reason = f"the {format_duration(stage.soak)} soak ended with every gate green"
     return _decision(spec, status, new, "advance", reason=reason)
+
+
+def _auto_advance_waits(
+    spec: RolloutSpec, to: int, now: datetime, context: Context
+) -> Waiting | None:
+    """A green soak that may not advance by itself: frozen, or two people needed."""
+    frozen = spec.policy.frozen(now, context.emergency)
+    if frozen is not None:
+        if frozen.emergency:
+            return Waiting(f"every advance is frozen: {frozen.reason}", frozen=True)
+        return Waiting(f"freeze window {frozen.reason}", frozen.until, frozen=True)
+    if spec.policy.needs_two("advance", to):
+        return Waiting(f"the step to {to} % needs two people (the two-person rule)")
+    return None
+
+
+def _wait(status: RolloutStatus, waiting: Waiting, to: int) -> Decision:
+    new = replace(status, waiting=waiting, version=status.version + 1)
+    window = waiting.reason if waiting.frozen else ""
+    change = Change(
+        "wait", status.state, status.state, status.percent, to, waiting.reason, window=window
+    )
+    return Decision(new, change, (Announce(),))
 
 
 def _green_soak_left(
@@ -526,6 +945,7 @@ def _decision(
     broadcast: bool = False,
     new_thread: bool = False,
 ) -> Decision:
+    new = replace(new, pending=None, waiting=None)  # a rollout that moved drops both
     if new.state not in ACTIVE_STATES or new.percent == 0:
         new = replace(new, held_by=())  # no traffic exposed: no gate holds it any more
     change = Change(verb, old.state, new.state, old.percent, new.percent, reason, forced)

@@ -34,7 +34,7 @@ from bot.domain.gates import Outcome
 from bot.domain.plans import tier_for
 from bot.domain.rollout import ACTIVE_STATES, Decision, RolloutSpec, RolloutStatus, State
 from bot.prometheus import Series, SeriesSource
-from bot.services.rollouts import status_of
+from bot.services.rollouts import freeze_of, status_of
 from bot.slack.summaries import (
     ChangeLine,
     CheckpointView,
@@ -124,11 +124,38 @@ class CheckpointService:
             await repo.set_timer(key, CHECKPOINT, due, payload)
 
     async def ensure_daily(self) -> None:
-        """Set the daily summary's timer if it is not set (at every start)."""
+        """At every start, by every replica: the daily summary's timer is set for the next
+        `daily_summary` time of the config. One set for another time (the config changed
+        while the bot was down) moves to it; one already due still posts, late, at once."""
+        now = self.clock.now()
+        due = self.next_daily(now)
         async with self.sessions() as session, session.begin():
             repo = Repository(session)
-            if await repo.timer(DAILY) is None:
-                await repo.set_timer(DAILY, DAILY, self.next_daily(self.clock.now()), {})
+            if not await repo.ensure_timer(DAILY, DAILY, due, {}):
+                await repo.move_timer(DAILY, due, now)
+
+    async def follow_cadence(self) -> None:
+        """At every start: each checkpoint timer falls where the configured cadence puts it
+        (the cadence may have changed while the bot was down), counted from the change of
+        percentage and the last checkpoint, as if the bot had run with it all along. One
+        already due posts at once, as a catch-up."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            for spec in self.specs.values():
+                key = f"{CHECKPOINT}:{spec.name}"
+                timer = await repo.timer(key)
+                if timer is None or timer.due_at <= now or "changed_at" not in timer.payload:
+                    continue
+                changed_at = datetime.fromisoformat(timer.payload["changed_at"])
+                last = datetime.fromisoformat(timer.payload.get("last") or changed_at.isoformat())
+                due = next_checkpoint(
+                    changed_at, max(last, changed_at), self.cadence(spec.plan.name)
+                )
+                if due is None:
+                    await repo.cancel_timer(key)  # the new cadence has ended
+                else:
+                    await repo.move_timer(key, due, now)
 
     def next_daily(self, after: datetime) -> datetime:
         local = after.astimezone(self.zone)
@@ -175,6 +202,7 @@ class CheckpointService:
             events = await repo.events_since(spec.name, since)
             responses = await Incidents(session).responses_since(spec.name, since, RESPONSES)
             gate_views = await self.gate_views(session, spec, now)
+            freeze = freeze_of(await repo.freeze())
         missing: list[str] = []
         worst = await self._worst(spec, status, since, now, missing)
         gates = [self._gate_line(spec, status, name, gate_views.get(name), worst.get(name))
@@ -183,7 +211,9 @@ class CheckpointService:
         changes = sorted(
             [*map(_change, events), *map(_response, responses)], key=lambda c: c.at
         )
-        return CheckpointView(spec, status, now, gates, incidents, changes, tuple(missing))
+        return CheckpointView(
+            spec, status, now, gates, incidents, changes, tuple(missing), freeze
+        )
 
     def _gate_line(
         self, spec: RolloutSpec, status: RolloutStatus, name: str, view: Any,

@@ -40,14 +40,13 @@ from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import Tier, tier_for
 from bot.domain.rollout import ACTIVE_STATES, Decision, Evaluate, RolloutSpec, RolloutStatus, State
 from bot.prometheus import MetricsSource, SeriesSource
-from bot.services.rollouts import AUTOMATIC, Actor, Moved, RolloutService, status_of
+from bot.services.incidents import IncidentService
+from bot.services.rollouts import BOT, SOAK, Moved, RolloutService, status_of
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)
 
 GATES = "gates"
-SOAK = "soak"
-BOT = Actor(AUTOMATIC, "automatic")
 
 
 class GateService:
@@ -65,6 +64,7 @@ class GateService:
         self.source = source
         self.clock = clock
         self.service: RolloutService | None = None  # set by the wiring
+        self.incidents: IncidentService | None = None  # set by the wiring
 
     def rules_for(self, spec: RolloutSpec) -> list[GateRule]:
         return [self.rules[g] for g in spec.gates if g in self.rules]
@@ -116,14 +116,45 @@ class GateService:
         if decision.change.verb == "hold":
             for view in decision.gates:
                 await repo.save_gate_state(name, view.name, {"escalated": True})
+                if self.incidents is not None:  # the page's incident is about this gate
+                    await self.incidents.note_gate(
+                        session, name, view.outcome.value, view.name, now
+                    )
         if _watched(status) and self.rules_for(spec) and self.source is not None:
             await repo.set_timer(f"{GATES}:{name}", GATES, now, {"rollout": name})
         stage = status.stage(spec.plan)
         if status.state is State.PROGRESSING and stage and status.stage_started_at:
             due = status.stage_started_at + stage.soak
+            if status.waiting is not None and status.waiting.until is not None:
+                due = max(due, status.waiting.until)  # a freeze window: on at its end
             await repo.set_timer(f"{SOAK}:{name}", SOAK, due, {"rollout": name})
         else:
             await repo.cancel_timer(f"{SOAK}:{name}")
+
+    async def follow_config(self) -> None:
+        """At every start, by every replica: each watched rollout's gate tick falls when the
+        configured intervals put it, and each soak ends when its stage's configured soak
+        does (the config may have changed while the bot was down). A rollout that gained
+        gates gets its first tick now; a timer already due runs as it is."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            for spec in self.specs.values():
+                row = await repo.rollout(spec.name)
+                if row is None:
+                    continue
+                status = status_of(row)
+                rules = self.rules_for(spec)
+                if _watched(status) and rules and self.source is not None:
+                    views = self._views(spec, await repo.gate_states([spec.name]), row.percent)
+                    key, due = f"{GATES}:{spec.name}", _next_tick(rules, views, now)
+                    if not await repo.ensure_timer(key, GATES, due, {"rollout": spec.name}):
+                        await repo.move_timer(key, due, now)
+                stage = status.stage(spec.plan)
+                if status.state is State.PROGRESSING and stage and status.stage_started_at:
+                    await repo.move_timer(
+                        f"{SOAK}:{spec.name}", status.stage_started_at + stage.soak, now
+                    )
 
     # --- timers -----------------------------------------------------------------------
 
@@ -172,11 +203,13 @@ class GateService:
         ]
         for _ in range(3):
             try:
-                decision = await self._judge(spec, rules, judged)
+                decision, resolved = await self._judge(spec, rules, judged)
             except Moved:
                 continue  # someone acted meanwhile: judge again on the new status
             if decision is not None:
                 self.service.notify()
+            if resolved and self.incidents is not None:
+                self.incidents.notify()
             break
         # _judge set the next tick (a new token), so the loop's finish is a no-op.
 
@@ -209,7 +242,10 @@ class GateService:
         spec: RolloutSpec,
         rules: list[GateRule],
         measured: list[Judged],
-    ) -> Decision | None:
+    ) -> tuple[Decision | None, list[int]]:
+        """Write the measurements, decide, set the next tick, and resolve the incidents of
+        gates that could not be measured and now are green. Returns the decision and the
+        incidents resolved."""
         assert self.service is not None
         now = self.clock.now()
         key = f"{GATES}:{spec.name}"
@@ -220,7 +256,7 @@ class GateService:
             status = status_of(row)
             if not _watched(status):
                 await repo.cancel_timer(key)
-                return None
+                return None, []
             tier = tier_for(status.percent)
             views = self._views(spec, await repo.gate_states([spec.name]), status.percent)
             for rule, measurement, gap_held in measured:
@@ -237,7 +273,11 @@ class GateService:
                 )
             else:
                 await repo.cancel_timer(key)
-            return outcome.decision
+            resolved: list[int] = []
+            if self.incidents is not None and measured:
+                green = [n for n, v in views.items() if v.outcome is Outcome.PASS and v.fresh(now)]
+                resolved = await self.incidents.resolve_measured(session, spec.name, green, now)
+            return outcome.decision, resolved
 
 
 class Judged(NamedTuple):

@@ -29,10 +29,11 @@ class Housekeeping:
         self.keep = keep
 
     async def ensure(self) -> None:
+        """Set the daily run's timer if it is not set (at every start, by every replica)."""
         async with self.sessions() as session, session.begin():
-            repo = Repository(session)
-            if await repo.timer(HOUSEKEEPING) is None:
-                await repo.set_timer(HOUSEKEEPING, HOUSEKEEPING, self.clock.now() + EVERY)
+            await Repository(session).ensure_timer(
+                HOUSEKEEPING, HOUSEKEEPING, self.clock.now() + EVERY
+            )
 
     async def run(self, timer: DueTimer) -> None:
         now = self.clock.now()

@@ -10,7 +10,7 @@ restarted bot never pages twice for the same step.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,7 @@ from bot.domain.escalation import (
 )
 from bot.domain.rollout import OpenIncident, RolloutSpec
 from bot.slack import incident_blocks as render
-from storage.incidents import IncidentRow, Incidents
+from storage.incidents import LIVE, IncidentRow, Incidents
 from storage.message_refs import refs_starting
 from storage.repository import DueTimer, Repository
 
@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 TIMER_KIND = "escalation"
 BOT = "rollout-bot"
 MAX_RETRIES = 5
+# Incidents about gates that cannot be measured (their kind is the gates' outcome): they
+# end by themselves once every gate they are about is measured green again.
+UNMEASURED_KINDS = ("no_data", "source_down")
+ABOUT_GATE = "about gate"  # the incident log's record of a gate an incident is about
 
 GroupMembers = Callable[[str], Awaitable[list[str]]]
 
@@ -172,7 +176,7 @@ class IncidentService:
         While one of the same kind is live for the rollout, it is noted, not reopened."""
         new = NewIncident(
             source="bot",
-            source_key=f"bot:{spec.name}:{effect.kind}",
+            source_key=_bot_key(spec.name, effect.kind),
             kind=effect.kind,
             summary=effect.summary,
             rollout=spec.name,
@@ -222,6 +226,60 @@ class IncidentService:
         )
         await self._effects(session, row, snapshot, transition, now)
         return row, True
+
+    # --- gates that cannot be measured --------------------------------------------------
+
+    async def note_gate(
+        self, session: AsyncSession, rollout: str, kind: str, gate: str, now: datetime
+    ) -> None:
+        """Remember that the rollout's live `kind` incident (no data, source down) is about
+        `gate`, in the transaction that paged for it."""
+        incidents = Incidents(session)
+        row = await incidents.live_by_key(_bot_key(rollout, kind))
+        if row is not None and gate not in await incidents.gates_of(row.id, ABOUT_GATE):
+            incidents.log(row.id, now, ABOUT_GATE, BOT, detail=gate)
+
+    async def resolve_measured(
+        self, session: AsyncSession, rollout: str, green: Collection[str], now: datetime
+    ) -> list[int]:
+        """Resolve the rollout's live no-data and source-down incidents whose every gate is
+        measured green (`green`), inside the caller's transaction (the gate tick's): the
+        incident's message and thread say so, and its escalation stops. Returns the ids
+        resolved; one that someone is acting on at this moment waits for the next tick."""
+        incidents = Incidents(session)
+        resolved = []
+        for kind in UNMEASURED_KINDS:
+            found = await incidents.live_by_key(_bot_key(rollout, kind))
+            if found is None:
+                continue
+            gates = await incidents.gates_of(found.id, ABOUT_GATE)
+            if not gates or not set(gates) <= set(green):
+                continue
+            row = await incidents.get(found.id, lock=True)
+            if row is None or row.state not in LIVE:
+                continue
+            result = esc.resolve(cursor_of(row), BOT, now)
+            if isinstance(result, esc.Refused):
+                continue
+            values = _cursor_values(result.escalation, row.source_key, now)
+            if not await incidents.save(row.id, row.token, values):
+                continue
+            _refresh(row, values)
+            back = ", ".join(gates)
+            incidents.log(row.id, now, "resolved", BOT, detail=f"measured green again: {back}")
+            await self._effects(
+                session, row, ChainSnapshot.from_json(row.chain), result, now, edit=True
+            )
+            message = render.resolved_by_data(view_of(row), gates)
+            Repository(session).enqueue(
+                self.channel,
+                "incident_reply",
+                {"incident": row.id, **message},
+                now,
+                rollout=row.rollout,
+            )
+            resolved.append(row.id)
+        return resolved
 
     # --- the escalation timer ---------------------------------------------------------
 
@@ -479,6 +537,11 @@ class IncidentService:
             now,
             rollout=row.rollout,
         )
+
+
+def _bot_key(rollout: str, kind: str) -> str:
+    """The key of the bot's own incidents: one live incident per rollout and kind."""
+    return f"bot:{rollout}:{kind}"
 
 
 def _refresh(row: IncidentRow, values: Mapping[str, Any]) -> None:

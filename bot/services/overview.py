@@ -72,6 +72,7 @@ class OverviewSource:
             timezone=self.timezone,
             gates=gates,
             incidents=incidents,
+            freeze=await self.service.emergency(),
         )
 
 

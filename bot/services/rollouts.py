@@ -16,30 +16,50 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.gates import GateHold, Observations
 from bot.domain.gates import Outcome as GateOutcome
+from bot.domain.policy import EmergencyFreeze, Person, Policy, Role
 from bot.domain.rollout import (
+    Advance,
     Announce,
     Command,
+    Context,
     Decision,
+    Expire,
     OpenIncident,
+    PendingStep,
     Refusal,
+    Resume,
     RolloutSpec,
     RolloutStatus,
+    Start,
     State,
+    Waiting,
     decide,
+    freeze_all,
     state_words,
+    unfreeze_all,
 )
 from bot.slack import blocks
-from storage.models import EventRow, RolloutRow
-from storage.repository import Repository
+from storage.models import EventRow, FreezeRow, RolloutRow
+from storage.repository import EVERY_ROLLOUT, DueTimer, Repository
 
 # Who or what acted: a Slack user ID, or the bot itself for automatic decisions.
 AUTOMATIC = "rollout-bot"
+EXPIRY = "confirm-expiry"  # the timer that withdraws a step nobody confirmed in time
+SOAK = "soak"  # the timer at the end of a stage's soak (or of the freeze it waits on)
 
 
 @dataclass(frozen=True)
 class Actor:
     user: str
     source: str  # slash, button, socket, automatic
+    roles: frozenset[Role] = frozenset()  # for the rollout at hand, user groups resolved
+
+    def person(self) -> Person | None:
+        """Who `decide` sees: None for the bot's own decisions."""
+        return None if self.user == AUTOMATIC else Person(self.user, self.roles)
+
+
+BOT = Actor(AUTOMATIC, "automatic")
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,8 @@ def status_of(row: RolloutRow) -> RolloutStatus:
         stage_started_at=row.stage_started_at,
         hold_reason=row.hold_reason,
         version=row.version,
+        pending=pending_of(row.pending),
+        waiting=waiting_of(row.waiting),
         held_by=holds_of(row.held_by),
     )
 
@@ -105,9 +127,66 @@ def _columns(status: RolloutStatus, now: datetime) -> dict[str, Any]:
         "stage_started_at": status.stage_started_at,
         "hold_reason": status.hold_reason,
         "version": status.version,
+        "pending": pending_json(status.pending),
+        "waiting": waiting_json(status.waiting),
         "held_by": holds_json(status.held_by) or None,
         "updated_at": now,
     }
+
+
+def pending_json(pending: PendingStep | None) -> dict[str, Any] | None:
+    if pending is None:
+        return None
+    command = pending.command
+    return {
+        "id": pending.id,
+        "verb": command.verb,
+        "target": command.target if isinstance(command, Advance) else None,
+        "force": isinstance(command, Advance) and command.force,
+        "reason": command.reason if isinstance(command, Advance) else "",
+        "asker": pending.asker,
+        "asked_at": pending.asked_at.isoformat(),
+        "expires_at": pending.expires_at.isoformat(),
+        "to_percent": pending.to_percent,
+    }
+
+
+def pending_of(data: dict[str, Any] | None) -> PendingStep | None:
+    if not data:
+        return None
+    command: Start | Advance | Resume
+    if data["verb"] == "start":
+        command = Start()
+    elif data["verb"] == "resume":
+        command = Resume()
+    else:
+        command = Advance(data["target"], bool(data["force"]), data["reason"])
+    return PendingStep(
+        data["id"],
+        command,
+        data["asker"],
+        datetime.fromisoformat(data["asked_at"]),
+        datetime.fromisoformat(data["expires_at"]),
+        data["to_percent"],
+    )
+
+
+def waiting_json(waiting: Waiting | None) -> dict[str, Any] | None:
+    if waiting is None:
+        return None
+    until = waiting.until.isoformat() if waiting.until else None
+    return {"reason": waiting.reason, "until": until, "frozen": waiting.frozen}
+
+
+def waiting_of(data: dict[str, Any] | None) -> Waiting | None:
+    if not data:
+        return None
+    until = datetime.fromisoformat(data["until"]) if data.get("until") else None
+    return Waiting(data["reason"], until, bool(data.get("frozen")))
+
+
+def freeze_of(row: FreezeRow | None) -> EmergencyFreeze | None:
+    return None if row is None else EmergencyFreeze(row.reason, row.by_user, row.at)
 
 
 class RolloutService:
@@ -150,7 +229,7 @@ class RolloutService:
 
     async def history(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
         async with self.reader() as session:
-            events = await Repository(session).events(name, limit)
+            events = await Repository(session).events(name, limit, every_rollout=True)
         return [
             {
                 "at": e.at,
@@ -164,9 +243,79 @@ class RolloutService:
                 "reason": e.reason,
                 "forced": e.forced,
                 "version": e.version,
+                "gates": e.gates or {},
+                "policy": e.policy or {},
+                "every_rollout": e.rollout == EVERY_ROLLOUT,
             }
             for e in events
         ]
+
+    async def expire(self, timer: DueTimer) -> None:
+        """The confirm window of a pending step ended: withdraw it, if it is still there."""
+        name = timer.payload.get("rollout", "")
+        if name in self.specs:
+            await self.act(name, Expire(int(timer.payload["request"])), BOT)
+
+    async def emergency(self) -> EmergencyFreeze | None:
+        async with self.reader() as session:
+            return freeze_of(await Repository(session).freeze())
+
+    async def freeze(self, actor: Actor, policy: Policy, reason: str) -> Outcome:
+        """`/rollout freeze REASON`: stop every advance of every rollout until lifted."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            person = actor.person() or Person(actor.user)
+            result = freeze_all(policy, person, freeze_of(await repo.freeze()), reason, now)
+            if isinstance(result, Refusal):
+                return Outcome(False, blocks.refusal_text(result))
+            await repo.set_freeze(result.reason, result.by, now)
+            self._record_freeze(repo, "freeze", actor, result.reason, now)
+            repo.enqueue(self.channel, "message", blocks.freeze_message(result), now)
+        self._notify()
+        return Outcome(
+            True, "Done: every advance of every rollout is frozen until a lead types "
+            "`/rollout unfreeze`. Pause, rollback and ack still work."
+        )
+
+    async def unfreeze(self, actor: Actor, policy: Policy) -> Outcome:
+        """`/rollout unfreeze`: lift the emergency freeze; waiting rollouts go on."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            repo = Repository(session)
+            person = actor.person() or Person(actor.user)
+            result = unfreeze_all(policy, person, freeze_of(await repo.freeze()))
+            if isinstance(result, Refusal) or not await repo.lift_freeze():
+                refusal = result if isinstance(result, Refusal) else Refusal("Nothing is frozen.")
+                return Outcome(False, blocks.refusal_text(refusal))
+            self._record_freeze(repo, "unfreeze", actor, result.reason, now)
+            repo.enqueue(self.channel, "message", blocks.unfreeze_message(result, actor.user), now)
+            for row in await repo.rollouts(self.specs):
+                if row.state == State.PROGRESSING.value and row.waiting:
+                    await repo.set_timer(f"{SOAK}:{row.name}", SOAK, now, {"rollout": row.name})
+        self._notify()
+        return Outcome(True, "Done: the freeze is lifted; rollouts may advance again.")
+
+    def _record_freeze(
+        self, repo: Repository, verb: str, actor: Actor, reason: str, now: datetime
+    ) -> None:
+        repo.add_event(
+            EventRow(
+                rollout=EVERY_ROLLOUT,
+                at=now,
+                actor=actor.user,
+                source=actor.source,
+                verb=verb,
+                from_state="",
+                to_state="",
+                from_percent=0,
+                to_percent=0,
+                reason=reason,
+                forced=False,
+                version=0,
+                policy={"freeze": reason},
+            )
+        )
 
     async def tell(self, channel: str, user: str, text: str) -> None:
         """An ephemeral message to one person, through the outbox."""
@@ -247,14 +396,13 @@ class RolloutService:
         if expected_version is not None and expected_version != status.version:
             return Outcome(False, await self._moved_text(repo, spec, status))
         observations = await self.observations(session, spec, now)
-        result = decide(spec, status, observations, command, now)
+        context = Context(actor.person(), freeze_of(await repo.freeze()))
+        result = decide(spec, status, observations, command, now, context)
         if isinstance(result, Refusal):
-            # A refusal may quote a reason someone typed ("paused at 25 % (<!here> …)");
-            # the domain writes no Slack markup of its own, so all of it is escaped.
-            return Outcome(False, blocks.escape(f"{result.problem}\n{result.hint}".strip()))
+            return Outcome(False, blocks.refusal_text(result))
         if not await repo.save_rollout(name, status.version, _columns(result.status, now)):
             raise _Moved  # another replica wrote first; roll this transaction back
-        await self._record(session, spec, result, actor, now)
+        await self._record(session, spec, result, actor, now, observations)
         reply = _done_text(spec, result)
         if dedup_key is not None and not await repo.remember_request(dedup_key, now, reply):
             raise _Moved
@@ -275,6 +423,7 @@ class RolloutService:
         decision: Decision,
         actor: Actor,
         now: datetime,
+        observations: Observations | None = None,
     ) -> None:
         repo = Repository(session)
         change = decision.change
@@ -292,8 +441,20 @@ class RolloutService:
                 reason=change.reason,
                 forced=change.forced,
                 version=decision.status.version,
+                gates=_gate_values(observations or {}),
+                policy=_policy_note(decision),
             )
         )
+        pending = decision.status.pending
+        if change.verb == "request" and pending is not None:
+            await repo.set_timer(
+                f"{EXPIRY}:{spec.name}",
+                EXPIRY,
+                pending.expires_at,
+                {"rollout": spec.name, "request": pending.id},
+            )
+        elif pending is None:
+            await repo.cancel_timer(f"{EXPIRY}:{spec.name}")
         for effect in decision.effects:
             if isinstance(effect, Announce):
                 self._announce(repo, spec, decision, actor, effect, now)
@@ -341,6 +502,29 @@ class RolloutService:
         )
 
 
+def _gate_values(observations: Observations) -> dict[str, Any] | None:
+    """The gates as they stood when the decision was made, for the audit log."""
+    if not observations:
+        return None
+    return {
+        name: {"outcome": v.outcome.value, "value": v.value, "threshold": v.threshold}
+        for name, v in observations.items()
+    }
+
+
+def _policy_note(decision: Decision) -> dict[str, Any] | None:
+    change, status = decision.change, decision.status
+    note = {
+        "asked_by": change.asked_by,
+        "confirmed_by": change.confirmed_by,
+        "window": change.window,
+    }
+    if status.pending is not None:
+        note["expires_at"] = status.pending.expires_at.isoformat()
+    note = {k: v for k, v in note.items() if v}
+    return note or None
+
+
 class _Moved(Exception):
     """The rollout row changed under this transaction."""
 
@@ -349,8 +533,14 @@ Moved = _Moved
 
 
 def _done_text(spec: RolloutSpec, decision: Decision) -> str:
-    change = decision.change
-    text = f"Done: {spec.name} is now {state_words(decision.status)}"
+    change, status = decision.change, decision.status
+    if change.verb == "request" and status.pending is not None:
+        return blocks.request_reply(spec, status.pending)
+    if change.verb in ("cancel", "expire"):
+        return f"Withdrawn: the request to {change.reason} of {spec.name}. Nothing moved."
+    text = f"Done: {spec.name} is now {state_words(status)}"
     if change.verb == "complete":
-        text = f"Done: {spec.name} is complete at {decision.status.percent} %"
+        text = f"Done: {spec.name} is complete at {status.percent} %"
+    if change.confirmed_by:
+        text += f" (asked by {blocks.mention(change.asked_by)}, confirmed by you)"
     return text + ". The thread in the channel has the details."

@@ -9,14 +9,19 @@ from urllib.parse import quote
 
 from bot.domain.durations import format_duration
 from bot.domain.gates import GateView, Outcome, fmt_value, held_words
+from bot.domain.policy import EmergencyFreeze, Frozen
 from bot.domain.rollout import (
     HOLD_CHANGE,
     HOLD_END,
     HOLD_START,
     Change,
+    PendingStep,
+    Refusal,
     RolloutSpec,
     RolloutStatus,
     State,
+    Waiting,
+    pending_words,
     state_words,
 )
 from bot.slack import actions
@@ -39,10 +44,19 @@ _VERB_WORDS = {
     "rollback": "rolled back",
     "complete": "completed",
     "hold": "held",
+    "request": "asked to move",
+    "cancel": "withdrew the request to move",
+    "expire": "let expire the request to move",
+    "wait": "holds the automatic advance of",
+    "freeze": "froze every rollout",
+    "unfreeze": "lifted the freeze on every rollout",
     HOLD_START: "held",
     HOLD_CHANGE: "updated the hold",
     HOLD_END: "lifted the hold",
 }
+
+
+_ASKED_ONLY = frozenset({"request", "cancel", "expire", "wait"})
 
 
 def progress_bar(percent: int, width: int = 10) -> str:
@@ -67,6 +81,90 @@ def escape(text: str) -> str:
 
 def mention(actor: str) -> str:
     return f"<@{actor}>" if actor[:1] in ("U", "W") else actor
+
+
+def who_words(ids: Sequence[str]) -> str:
+    """Users and user groups, as mentions."""
+    if not ids:
+        return "nobody (no one holds that role in the config)"
+    return ", ".join(f"<!subteam^{i}>" if i.startswith("S") else mention(i) for i in ids)
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """A refusal from the domain, as the person who typed the command reads it. It may
+    quote a reason someone typed, and the domain writes no Slack markup: all of it is
+    escaped; who may act instead is added as mentions."""
+    text = escape(refusal.problem)
+    if refusal.who:
+        text += f" Who may: {who_words(refusal.who)}."
+    return f"{text}\n{escape(refusal.hint)}".strip()
+
+
+def request_reply(spec: RolloutSpec, pending: PendingStep) -> str:
+    return (
+        f"Asked: {pending_words(pending)} of {spec.name} needs a second person (the "
+        f"two-person rule). Someone else who may make this step presses Confirm in the thread"
+        f" or types `/rollout confirm {spec.name}` before {slack_date(pending.expires_at)}; "
+        "otherwise the request expires."
+    )
+
+
+def policy_lines(
+    pending: PendingStep | None, waiting: Waiting | None, frozen: Frozen | None = None
+) -> list[str]:
+    """What the policy holds back: a step waiting for a second person, an automatic
+    advance that waits, and a freeze window holding now (the emergency freeze has its
+    own banner)."""
+    lines = []
+    if pending is not None:
+        lines.append(
+            f"⏳ Waiting for a second person: {pending_words(pending)}, asked by "
+            f"{mention(pending.asker)}; expires {slack_date(pending.expires_at)}"
+        )
+    if waiting is not None:
+        then = f"; goes on by itself {slack_date(waiting.until)}" if waiting.until else ""
+        lines.append(f"⏳ The automatic advance waits: {escape(waiting.reason)}{then}")
+    if frozen is not None and not frozen.emergency:
+        until = f" until {slack_date(frozen.until)}" if frozen.until else ""
+        lines.append(f"🧊 Freeze window{until}: {escape(frozen.reason)}")
+    return lines
+
+
+def freeze_line(freeze: EmergencyFreeze) -> str:
+    return (
+        f"🧊 Every advance is frozen since {slack_date(freeze.at)} by {mention(freeze.by)}: "
+        f"{escape(freeze.reason)}. A lead lifts it with `/rollout unfreeze`."
+    )
+
+
+def freeze_message(freeze: EmergencyFreeze) -> dict[str, Any]:
+    text = (
+        f"🧊 {mention(freeze.by)} froze every rollout: {escape(freeze.reason)}\n"
+        "No advance happens, typed or automatic, until a lead types `/rollout unfreeze`. "
+        "Pause, rollback and ack still work."
+    )
+    return {"text": text, "blocks": [section(text)]}
+
+
+def unfreeze_message(freeze: EmergencyFreeze, by: str) -> dict[str, Any]:
+    text = (
+        f"▶️ {mention(by)} lifted the freeze on every rollout (frozen by "
+        f"{mention(freeze.by)} {slack_date(freeze.at)}: {escape(freeze.reason)}). "
+        "Rollouts whose soak ended green go on now."
+    )
+    return {"text": text, "blocks": [section(text)]}
+
+
+def request_buttons(spec: RolloutSpec, pending: PendingStep) -> Block:
+    value = actions.RequestValue(spec.name, pending.id).encode()
+    return {
+        "type": "actions",
+        "block_id": f"request:{spec.name}:{pending.id}",
+        "elements": [
+            button("Confirm", actions.CONFIRM, value, "primary"),
+            button("Cancel", actions.CANCEL, value),
+        ],
+    }
 
 
 def section(text: str) -> Block:
@@ -117,18 +215,21 @@ def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
         stage_line(spec, status),
         f"Plan *{spec.plan.name}*: {plan} %",
         *_held_lines(status),
+        *policy_lines(status.pending, status.waiting),
     ]
     blocks = [section("\n".join(lines))]
     buttons = rollout_buttons(spec, status)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"rollout:{spec.name}", "elements": buttons})
+    if status.pending is not None:
+        blocks.append(request_buttons(spec, status.pending))
     return {"text": summary_text(spec, status), "blocks": blocks}
 
 
 def rollout_buttons(spec: RolloutSpec, status: RolloutStatus) -> list[Block]:
     value = actions.ButtonValue(spec.name, status.version).encode()
     buttons: list[Block] = []
-    if status.state is State.PROGRESSING:
+    if status.state is State.PROGRESSING and status.pending is None:
         advance = button("Advance to next", actions.ADVANCE, value, "primary")
         advance["confirm"] = advance_confirm(spec, status)
         buttons.append(advance)
@@ -224,9 +325,21 @@ def change_message(
         line += " (button)"
     if source == "automatic":
         line += " automatically"
+    if change.confirmed_by:
+        asked, confirmed = mention(change.asked_by), mention(change.confirmed_by)
+        line += f" (asked by {asked}, confirmed by {confirmed})"
     lines = [line]
+    extra: list[Block] = []
+    if change.verb == "request" and status.pending is not None:
+        lines.append(
+            "Two-person rule: another person who may make this step confirms it before "
+            f"{slack_date(status.pending.expires_at)}, or it expires."
+        )
+        extra.append(request_buttons(spec, status.pending))
+    if change.verb == "wait":
+        lines = [_wait_line(spec, change, status)]
     if change.forced:
-        lines.append(f"⚠️ Forced past the gates: {escape(change.reason)}")
+        lines.append(f"⚠️ Forced: {escape(change.reason)}")
     elif gates:
         for view in gates:
             lines.extend(gate_lines(view, prometheus_url))
@@ -240,11 +353,27 @@ def change_message(
         )
     if status.state is State.ROLLED_BACK:
         lines.append(f"Held at 0 % until someone types `/rollout start {spec.name}`.")
-    if status.state is State.PROGRESSING and status.stage_index is not None:
+    moved = change.verb not in _ASKED_ONLY  # a request, its end or a wait moves nothing
+    if moved and status.state is State.PROGRESSING and status.stage_index is not None:
         stage = spec.plan.stages[status.stage_index]
         lines.append(f"Soak at this stage: {format_duration(stage.soak)}.")
     text = "\n".join(lines)
-    return {"text": text.replace("*", ""), "blocks": [section(text)]}
+    return {"text": text.replace("*", ""), "blocks": [section(text), *extra]}
+
+
+def _wait_line(spec: RolloutSpec, change: Change, status: RolloutStatus) -> str:
+    head = (
+        f"⏳ *{spec.name}* soaked green at {change.from_percent} %, but does not advance to "
+        f"{change.to_percent} % yet: {escape(change.reason)}."
+    )
+    waiting = status.waiting
+    if waiting is not None and waiting.until is not None:
+        return head + f" It goes on by itself {slack_date(waiting.until)}."
+    if waiting is not None and waiting.frozen:
+        return head + " It goes on by itself when a lead types `/rollout unfreeze`."
+    return head + (
+        f" A lead types `/rollout advance next {spec.name}` and another person confirms it."
+    )
 
 
 def hold_line(
@@ -279,16 +408,23 @@ def hold_line(
 
 
 def status_message(
-    specs: Sequence[RolloutSpec], statuses: dict[str, RolloutStatus]
+    specs: Sequence[RolloutSpec],
+    statuses: dict[str, RolloutStatus],
+    *,
+    freeze: EmergencyFreeze | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    lines = []
+    lines = [freeze_line(freeze)] if freeze is not None else []
     for spec in specs:
         status = statuses[spec.name]
-        lines.append(
-            f"{_STATE_MARK[status.state]} *{spec.name}* ({spec.flag}) · "
-            f"{state_words(status)}\n{stage_line(spec, status)}"
-            + "".join(f"\n{line}" for line in _held_lines(status))
-        )
+        parts = [
+            f"{_STATE_MARK[status.state]} *{spec.name}* ({spec.flag}) · {state_words(status)}",
+            stage_line(spec, status),
+        ]
+        parts.extend(_held_lines(status))
+        window = spec.policy.frozen(now) if now is not None else None
+        parts.extend(policy_lines(status.pending, status.waiting, window))
+        lines.append("\n".join(parts))
     text = "\n\n".join(lines) or "No rollouts are configured."
     return {"text": text, "blocks": [section(text)]}
 
@@ -300,12 +436,21 @@ def history_message(name: str, events: Sequence[dict[str, Any]]) -> dict[str, An
     lines = [f"*{name}* — last {len(events)} changes:"]
     for e in events:
         verb = _VERB_WORDS.get(e["verb"], e["verb"])
-        line = (
-            f"• {slack_date(e['at'])} {mention(e['actor'])} {verb} "
-            f"{e['from_percent']} % → {e['to_percent']} % ({e['source']})"
-        )
+        line = f"• {slack_date(e['at'])} {mention(e['actor'])} {verb}"
+        if not e.get("every_rollout"):
+            line += f" {e['from_percent']} % → {e['to_percent']} % ({e['source']})"
+        policy = e.get("policy") or {}
+        if policy.get("confirmed_by"):
+            line += (
+                f" — asked by {mention(policy['asked_by'])},"
+                f" confirmed by {mention(policy['confirmed_by'])}"
+            )
+        elif policy.get("asked_by") and e["verb"] != "request":
+            line += f" — asked by {mention(policy['asked_by'])}"
         if e["reason"]:
             line += f" — {escape(e['reason'])}"
+        if policy.get("window"):
+            line += f" — {escape(policy['window'])}"
         lines.append(line)
     text = "\n".join(lines)
     return {"text": text, "blocks": [section(text)]}

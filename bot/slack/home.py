@@ -23,7 +23,9 @@ from bot.slack.blocks import (
     button,
     context,
     escape,
+    freeze_line,
     mention,
+    policy_lines,
     progress_bar,
     section,
     slack_date,
@@ -50,6 +52,7 @@ def home_view(
             f"Updated {slack_date(overview.now)} · act with `/rollout` "
             "(`/rollout help` lists every command)"
         ),
+        *([section(freeze_line(overview.freeze))] if overview.freeze else []),
         *([section(notice)] if notice else []),
         *_for_you(overview.incidents, user),
         {"type": "divider"},
@@ -117,6 +120,7 @@ def _rollout_blocks(r: RolloutView, thread: str = "") -> list[Block]:
         lines.append(f"Held: {escape(r.hold_reason)}")
     if r.held_by:
         lines.append(f"Held: {held_words(r.held_by, slack_date)}")
+    lines.extend(policy_lines(r.pending, r.waiting, r.frozen))
     for incident in r.incidents:
         holder = f"held by {mention(incident.holder)}" if incident.holder else "not acknowledged"
         lines.append(f"🚨 `{incident.id}` {incident.summary} ({holder})")

@@ -203,6 +203,17 @@ def nobody_answered(view: IncidentView, snapshot: ChainSnapshot) -> dict[str, An
     return {"text": text, "blocks": [section(text)]}
 
 
+def resolved_by_data(view: IncidentView, gates: Sequence[str]) -> dict[str, Any]:
+    """The thread's line when a no-data or source-down incident ends by itself."""
+    names = ", ".join(f"*{g}*" for g in gates)
+    verb = "is" if len(gates) == 1 else "are"
+    text = (
+        f"✅ {names} {verb} measured green again: incident {view.label} is resolved, "
+        "and nobody is paged for it any more."
+    )
+    return {"text": text, "blocks": [section(text)]}
+
+
 def reminder(view: IncidentView, acked_at: datetime, now: datetime) -> dict[str, Any]:
     ago = format_elapsed(now - acked_at)
     when = "just now" if ago == "just now" else f"{ago} ago"

@@ -16,6 +16,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.rollout import Cancel, Confirm
 from bot.metrics import Metrics
 from bot.services.rollouts import Actor, RolloutService
 from bot.slack import actions, reason_modal
@@ -110,6 +111,31 @@ def build_app(
     @app.action(actions.OPEN_THREAD)
     async def on_open_thread(ack: AsyncAck) -> None:
         await ack()  # a link: Slack opens the thread itself, and still tells the app
+
+    @app.action(re.compile("^(" + "|".join(actions.REQUEST_ALL) + ")$"))
+    async def on_request_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        """Confirm or Cancel on a step that needs a second person."""
+        await ack()
+        user = str(body.get("user", {}).get("id", ""))
+        channel = str(body.get("channel", {}).get("id") or service.channel)
+        try:
+            value = actions.RequestValue.decode(str(action.get("value", "")))
+        except ValueError:
+            log.warning("ignoring a button with a value we did not write: %r", action)
+            return
+        message_ts = body.get("container", {}).get("message_ts", "")
+        key = f"button:{channel}:{message_ts}:{action.get('action_ts', '')}"
+        command = (
+            Confirm(value.request) if action["action_id"] == actions.CONFIRM
+            else Cancel(value.request)
+        )
+        reply = await handler.answer_request(
+            value.rollout, command, Actor(user, "button"), dedup_key=key
+        )
+        _count(metrics, reply)
+        await answer_click(service, body, user, reply.text)
 
     if home is not None:
 

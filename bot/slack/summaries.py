@@ -15,8 +15,19 @@ from typing import Any
 
 from bot.domain.durations import format_elapsed
 from bot.domain.gates import Outcome, fmt_value
+from bot.domain.policy import EmergencyFreeze
 from bot.domain.rollout import AdvanceMode, RolloutSpec, RolloutStatus, State, state_words
-from bot.slack.blocks import Block, context, escape, mention, section, slack_date, stage_line
+from bot.slack.blocks import (
+    Block,
+    context,
+    escape,
+    freeze_line,
+    mention,
+    policy_lines,
+    section,
+    slack_date,
+    stage_line,
+)
 
 MAX_BLOCKS = 50
 MAX_GATE_LINES = 8
@@ -80,6 +91,7 @@ class CheckpointView:
     incidents: Sequence[IncidentLine] = ()
     changes: Sequence[ChangeLine] = ()
     missing: Sequence[str] = field(default_factory=tuple)  # "gates: Prometheus unreachable"
+    freeze: EmergencyFreeze | None = None  # `/rollout freeze`: every advance stopped
 
 
 def next_step(view: CheckpointView) -> str:
@@ -96,6 +108,15 @@ def next_step(view: CheckpointView) -> str:
         return "Complete: nothing left to do."
     if status.state is State.PENDING:
         return f"Not started: `/rollout start {spec.name}` begins it."
+    if status.pending is not None:
+        return policy_lines(status.pending, None)[0] + "."
+    frozen = spec.policy.frozen(view.now, view.freeze)
+    if frozen is not None:
+        until = f" until {slack_date(frozen.until)}" if frozen.until else " until lifted"
+        what = "every advance is frozen" if frozen.emergency else "freeze window"
+        return f"No advance{until}: {what}: {escape(frozen.reason)}."
+    if status.waiting is not None:
+        return policy_lines(None, status.waiting)[0] + "."
     stage = status.stage(spec.plan)
     if stage is None or status.stage_started_at is None:
         return "Progressing."
@@ -150,6 +171,7 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
     if status.stage_started_at is not None and status.state is not State.ROLLED_BACK:
         in_stage = f" · {stage_age(view.now - status.stage_started_at)}"
     blocks: list[Block] = [
+        *([section(freeze_line(view.freeze))] if view.freeze else []),
         section(
             f"*Checkpoint · {spec.name}* · {state_words(status)}\n"
             f"{stage_line(spec, status)}{in_stage}\n{next_step(view)}"
@@ -194,6 +216,9 @@ def daily_summary_message(
         "text": {"type": "plain_text", "text": f"Daily rollout summary · {now:%a %d %b}"},
     }
     body: list[Block] = []
+    freeze = next((v.freeze for v in views if v.freeze), None)
+    if freeze is not None:
+        body.append(section(freeze_line(freeze)))
     if not views:
         body.append(section("No rollout is active."))
     for view in views[:MAX_ROLLOUTS_IN_DAILY]:

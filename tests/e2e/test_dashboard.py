@@ -115,7 +115,7 @@ async def test_the_event_stream_pushes_each_change(
 
         await cora.say("start phase-4")
         assert 'aria-label="phase-4 at 5 %"' in await next_fragment(events, "phase-4 at 5 %")
-        await cora.say("advance next phase-4")
+        await cora.say("advance next phase-4 force canary checked by hand")
         pushed = await next_fragment(events, "phase-4 at 10 %")
         assert "@Cora advanced 5 % → 10 % (slash)" in pushed
         assert bot.dashboard.open_streams == 1
@@ -242,7 +242,7 @@ async def test_opening_the_app_home_publishes_the_overview_once_per_event(
     # Slack retries the same event_id; the Messages tab is not the Home tab.
     assert await send_event(http, bot, home_opened("U0CORA", event_id), retry_num=1) == 200
     assert await send_event(http, bot, home_opened("U0CORA", "EvMESSAGES", "messages")) == 200
-    await cora.say("advance next phase-4")
+    await cora.say("advance next phase-4 force canary checked by hand")
     assert await send_event(http, bot, home_opened("U0CORA", "EvSECOND")) == 200
     calls = await standin.wait_for("views.publish", count=2)
     await asyncio.sleep(0.2)

@@ -70,11 +70,11 @@ async def test_the_open_page_follows_the_rollout_live(
         await page.wait_for("document.getElementById('live').textContent === 'live'")
         await page.evaluate("window.loadedOnce = 'still the same page'")
 
-        await cora.say("advance next phase-4")
+        await cora.say("advance next phase-4 force canary checked by hand")
         await page.wait_for(f"{PERCENT} === '10 % · stage 2 of 6'")
         assert "@Cora advanced 5 % → 10 % (slash)" in await page.evaluate(PHASE_4)
 
-        await cora.say("advance 25 phase-4")
+        await cora.say("advance 25 phase-4 force canary checked by hand")
         await page.wait_for(f"{PERCENT} === '25 % · stage 3 of 6'")
         assert await page.evaluate("window.loadedOnce") == "still the same page"
         assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1

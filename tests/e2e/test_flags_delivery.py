@@ -111,7 +111,8 @@ async def test_every_channel_follows_a_change_within_a_second(
 
     channels = (served, in_file, posted)
     assert await in_file(0)  # the file exists as soon as the bot is up
-    for command, percent in (("start checkout", 10), ("advance 25 checkout", 25)):
+    steps = (("start checkout", 10), ("advance 25 checkout force timing the channels", 25))
+    for command, percent in steps:
         before = await keys_in()
         changed_at = time.monotonic()  # every channel is timed from the command, together
         await lead.say(command)
@@ -141,7 +142,7 @@ async def test_a_failing_webhook_holds_the_rollout_and_says_so(
     await SlackUser(http, bot, "U0CORA").say("start checkout")
     await within(1.0, lambda: asyncio.sleep(0, bool(receiver.received)))
     receiver.status = 500
-    await SlackUser(http, bot, "U0CORA").say("advance 25 checkout")
+    await SlackUser(http, bot, "U0CORA").say("advance 25 checkout force checked by hand")
 
     async def paused() -> bool:
         async with http.get(f"{bot.url}/api/rollouts/checkout") as response:

@@ -23,7 +23,7 @@ async def test_a_429_is_waited_out_for_its_retry_after_and_order_is_kept(
     standin.fail_next("chat.postMessage", status=429, retry_after=2)
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start")
-    await cora.say("advance next")
+    await cora.say("advance next force right after the start")
     calls = await standin.wait_for("chat.postMessage", lambda c: not c.failed, count=3)
     limited = standin.calls_to("chat.postMessage")[0]
     assert (limited.failed, limited.status) == (True, 429)
@@ -64,7 +64,7 @@ async def test_a_permanent_error_is_dropped_and_the_channel_moves_on(
     await standin.wait_for("chat.postMessage", lambda c: not c.failed, count=1)
     # The thread parent was refused for good; the next message starts the thread instead.
     assert delivered(standin)[0].startswith("<@U0CORA> started phase-4")
-    await cora.say("advance next")
+    await cora.say("advance next force right after the start")
     calls = await standin.wait_for("chat.postMessage", lambda c: not c.failed, count=2)
     assert calls[1].params["thread_ts"] == calls[0].response["ts"]
 

@@ -7,12 +7,14 @@ import asyncio
 import json
 import sqlite3
 import time
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bot.app import RolloutBot
+from bot.clock import ManualClock
 from bot.slack.standin import SlackStandIn
 from tests.conftest import SECRET, BotFactory, SlackUser
 from tests.support.incidents import settle
@@ -35,6 +37,7 @@ rollouts:
     flag: phase_4_deployment
     plan: safe
 """
+SOAK = timedelta(days=1)  # of each stage of `safe` up to 75 %
 
 
 def dump(value: Any) -> str:
@@ -48,8 +51,12 @@ async def api(http: aiohttp.ClientSession, bot: RolloutBot, path: str) -> Any:
 
 
 async def thread_texts(standin: SlackStandIn, count: int) -> list[str]:
+    """The first `count` replies in threads that say what someone did (checkpoints, which
+    a test moving its clock by days may see, aside)."""
     calls = await standin.wait_for(
-        "chat.postMessage", lambda c: "thread_ts" in c.params, count=count
+        "chat.postMessage",
+        lambda c: "thread_ts" in c.params and not str(c.params["text"]).startswith("Checkpoint"),
+        count=count,
     )
     return [c.params["text"] for c in calls]
 
@@ -57,7 +64,8 @@ async def thread_texts(standin: SlackStandIn, count: int) -> list[str]:
 async def test_every_verb_end_to_end(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
-    bot = await make_bot(ONE_ROLLOUT)
+    clock = ManualClock()
+    bot = await make_bot(ONE_ROLLOUT, clock=clock)
     cora = SlackUser(http, bot, "U0CORA")
     forge = SlackUser(http, bot, "U0FORGE")
 
@@ -70,7 +78,9 @@ async def test_every_verb_end_to_end(
     assert "▰▱▱▱▱▱▱▱▱▱` *5 %* · stage 1 of 6" in dump(parent.params["blocks"])
     thread_ts = parent.response["ts"]
 
+    await clock.advance(SOAK)
     assert "now progressing at 10 %" in await cora.say("advance next")
+    await clock.advance(SOAK)
     assert "now progressing at 25 %" in await cora.say("advance 25")
     assert "paused at 25 %" in await forge.say("pause -- waiting for the on-call to come back")
     assert "progressing at 25 %" in await cora.say("resume")
@@ -129,6 +139,9 @@ async def test_every_verb_end_to_end(
         "reason": "waiting for the on-call to come back",
         "forced": False,
         "version": 4,
+        "gates": {},
+        "policy": {},
+        "every_rollout": False,
     }
 
     assert "now rolled back to 0 %" in await forge.say("rollback phase-4")
@@ -143,7 +156,7 @@ async def test_advance_above_100_names_the_current_percent(
     bot = await make_bot(ONE_ROLLOUT)
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start")
-    await cora.say("advance 25")
+    assert "Done:" in await cora.say("advance 25 force straight to the quarter")
     reply = await cora.say("advance 150")
     assert "Percent must be above the current 25 and at most 100 (you typed 150)." in reply
     assert "`/rollout advance next phase-4`" in reply
@@ -163,7 +176,7 @@ async def test_two_active_rollouts_need_a_name(
     assert "Name which one" in reply
     reply = await cora.say("advance 25 phase-5")
     assert "`phase-5` is not a rollout; did you mean `phase-4`?\nKnown rollouts:" in reply
-    assert "progressing at 25 %" in await cora.say("advance 25 phase-4")
+    assert "progressing at 25 %" in await cora.say("advance 25 phase-4 force canary is clean")
 
     reply = await cora.say("rollback to 10 phase-4 latency creeping up")  # name after percent
     assert "phase-4" in reply and "10 %" in reply
@@ -183,13 +196,16 @@ async def test_roles_refuse_and_say_who_may(
     forge = SlackUser(http, bot, "U0FORGE")  # operator
     stranger = SlackUser(http, bot, "U0STRANGER")
     assert (await forge.say("start phase-4")) == (
-        "You may not start a rollout. Who may: <@U0CORA>. Ask one of them, or a config change."
+        "You may not start phase-4: that needs a lead. "
+        "Who may: <@U0CORA>.\nAsk one of them, or change the roles in the config."
     )
     await SlackUser(http, bot, "U0CORA").say("start phase-4")
     reply = await stranger.say("rollback phase-4")
-    assert "You may not rollback a rollout. Who may: <@U0FORGE>, <@U0CORA>." in reply
+    assert "You may not rollback phase-4: that needs an operator or a lead" in reply
+    assert "Who may: <@U0FORGE>, <@U0CORA>." in reply
     reply = await forge.say("advance 50 phase-4 force noise")
-    assert "You may not force an advance past red gates. Who may: <@U0CORA>." in reply
+    assert "You may not force an advance of phase-4: that needs a lead." in reply
+    assert "Who may: <@U0CORA>." in reply
     assert "*phase-4* (phase_4_deployment) · progressing at 5 %" in await stranger.say("status")
     await asyncio.sleep(0.3)
     posted = [c.params["text"] for c in standin.calls_to("chat.postMessage")]
@@ -380,7 +396,10 @@ async def test_two_concurrent_advances_one_wins(
     blocker = await hold_write_lock(sqlite_url)
     release = asyncio.get_running_loop().call_later(0.5, blocker.execute, "COMMIT")
     try:
-        replies = await asyncio.gather(cora.say("advance next"), cora.say("advance next"))
+        replies = await asyncio.gather(
+            cora.say("advance next force both at once"),
+            cora.say("advance next force both at once"),
+        )
     finally:
         release.cancel()
         blocker.close()
@@ -464,8 +483,10 @@ async def submit(
 async def test_buttons_take_the_same_path_as_commands(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
-    bot = await make_bot(ONE_ROLLOUT)
+    clock = ManualClock()
+    bot = await make_bot(ONE_ROLLOUT, clock=clock)
     await SlackUser(http, bot, "U0CORA").say("start")
+    await clock.advance(SOAK)
     status, tag = await click(http, bot, standin, "rollout_advance_next")
     assert status == 200
     await standin.wait_for("chat.update")
@@ -479,7 +500,7 @@ async def test_buttons_take_the_same_path_as_commands(
     view = await open_modal(http, bot, standin, "rollout_pause", user="U0STRANGER")
     status, _ = await submit(http, bot, view, "", user="U0STRANGER")
     assert status == 200
-    assert "You may not pause a rollout" in await answered(standin, modal_answer_tag(view))
+    assert "You may not pause phase-4" in await answered(standin, modal_answer_tag(view))
 
     # The Advance button asks first; the rollback's modal says what it does and holds at 0 %.
     latest = standin.calls_to("chat.update")[-1].params["blocks"]
@@ -620,9 +641,11 @@ async def test_a_button_whose_trigger_slack_refuses_says_what_to_type(
 async def test_a_double_click_acts_once(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
-    bot = await make_bot(ONE_ROLLOUT)
+    clock = ManualClock()
+    bot = await make_bot(ONE_ROLLOUT, clock=clock)
     await SlackUser(http, bot, "U0CORA").say("start")
     await standin.wait_for("chat.postMessage", count=2)
+    await clock.advance(SOAK)
     # Two clicks on the same button, as drawn, before either is answered.
     bodies = [
         await click_body(bot, standin, "rollout_advance_next", action_ts=ts)
@@ -723,7 +746,7 @@ async def test_a_word_that_is_no_rollout_name_is_refused_and_moves_nothing(
 ) -> None:
     bot = await make_bot()  # phase-4 and search-v2
     cora = SlackUser(http, bot, "U0CORA")  # a lead: may do everything, force included
-    for typed in ["start phase-4", "advance 25", *before]:
+    for typed in ["start phase-4", "advance 25 force setting the scene", *before]:
         assert (await cora.say(typed)).startswith("Done:"), typed
     await thread_texts(standin, 2 + len(before))
     was = await snapshot(http, bot)
@@ -741,10 +764,12 @@ async def test_a_word_that_is_no_rollout_name_is_refused_and_moves_nothing(
 async def test_a_name_typed_as_people_type_it_is_that_rollout(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
-    bot = await make_bot()  # phase-4 and search-v2: with both active, each must be named
+    clock = ManualClock()
+    bot = await make_bot(clock=clock)  # phase-4 and search-v2: with both active, each is named
     cora = SlackUser(http, bot, "U0CORA")
     assert "Done: phase-4 is now progressing at 5 %" in await cora.say("start PHASE-4")
     assert "Done: search-v2 is now progressing" in await cora.say("start ѕearch-v2")  # Cyrillic
+    await clock.advance(SOAK)
     assert "Done: phase-4 is now progressing at 10 %" in await cora.say("advance next рhase-4")
     assert "Done: phase-4 is now paused at 10 %" in await cora.say("pause phase\u200b-4 lunch")
     assert "Done: phase-4 is now progressing" in await cora.say("resume `PHASE-4`")
@@ -812,7 +837,7 @@ async def test_a_reason_that_would_ping_reaches_the_channel_as_text(
     cora = SlackUser(http, bot, "U0CORA")
     forge = SlackUser(http, bot, "U0FORGE")
     await cora.say("start")
-    await cora.say("advance 25")
+    assert "Done:" in await cora.say("advance 25 force straight to the quarter")
     # Typed into Slack as it stands; Slack sends it escaped, the bot keeps what was typed.
     assert "Done: phase-4 is now paused" in await forge.say(f"pause -- {PINGS}")
     state = await api(http, bot, "/api/rollouts/phase-4")
@@ -844,3 +869,48 @@ async def test_a_reason_that_would_ping_reaches_the_channel_as_text(
     assert history.count(f"— {INERT}") == 2
     assert_no_markup(history)
     assert "<@U0FORGE> rolled back" in history
+
+
+async def test_an_advance_waits_for_the_soak_and_a_stage_at_a_time_unless_forced(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    bot = await make_bot(ONE_ROLLOUT, clock=clock)
+    cora = SlackUser(http, bot, "U0CORA")  # a lead
+    forge = SlackUser(http, bot, "U0FORGE")  # an operator
+    assert "now progressing at 5 %" in await cora.say("start phase-4")
+    await thread_texts(standin, 1)
+
+    async def shown(text: str) -> str:
+        """The reply as Slack shows it (`&lt;` reads `<`)."""
+        return (await cora.say(text)).replace("&lt;", "<").replace("&gt;", ">")
+
+    await clock.advance(timedelta(hours=2, minutes=10))
+    assert await shown("advance next") == (
+        "phase-4 has soaked 2h 10m of its 1d at 5 %: 21h 50m left.\n"
+        "Wait, or type `/rollout advance next phase-4 force <reason>`."
+    )
+    assert await shown("advance 60 phase-4") == (
+        "phase-4 has soaked 2h 10m of its 1d at 5 %: 21h 50m left. "
+        "The plan's next stage is 10 %: 60 % would skip 10, 25 and 50 %.\n"
+        "Type `/rollout advance next phase-4` for 10 % once it has soaked, or "
+        "`/rollout advance 60 phase-4 force <reason>`."
+    )
+    assert "You may not force an advance" in await forge.say("advance next phase-4 force hurry")
+    state = await api(http, bot, "/api/rollouts/phase-4")
+    assert (state["percent"], state["version"]) == (5, 1)
+
+    await clock.advance(timedelta(hours=21, minutes=50))  # the day's soak is over
+    assert "Done: phase-4 is now progressing at 10 %" in await cora.say("advance next")
+    assert "60 % would skip 25 and 50 %" in await cora.say("advance 60")
+    reply = await cora.say("advance 60 phase-4 force incident 42 needs the capacity")
+    assert "Done: phase-4 is now progressing at 60 %" in reply
+
+    texts = await thread_texts(standin, 3)
+    assert texts[1] == "<@U0CORA> advanced phase-4 5 % → 10 %\nSoak at this stage: 1d."
+    assert texts[2] == (
+        "<@U0CORA> advanced phase-4 10 % → 60 %\n⚠️ Forced: incident 42 needs the capacity\n"
+        "Soak at this stage: 1d."
+    )
+    events = (await api(http, bot, "/api/rollouts/phase-4"))["events"]
+    assert [(e["to_percent"], e["forced"]) for e in events] == [(5, False), (10, False), (60, True)]

@@ -224,7 +224,7 @@ async def test_a_critical_alert_holds_a_canary_rollout_only(
     lead = SlackUser(http, bot, "U0CORA")
     await lead.say("start phase-4")
     await lead.say("start search-v2")
-    await lead.say("advance 25 search-v2")
+    assert "Done:" in await lead.say("advance 25 search-v2 force past the canary for this test")
     statuses = await bot.service.statuses()
     assert statuses["phase-4"].percent == 5 and statuses["search-v2"].percent == 25
 

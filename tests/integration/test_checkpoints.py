@@ -53,7 +53,7 @@ async def advanced(make_bot: BotFactory, http: aiohttp.ClientSession, clock: Man
     bot = await make_bot(CONFIG, clock=clock)
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start")
-    await clock.advance(timedelta(hours=1))
+    await clock.advance(timedelta(days=1))  # the 5 % stage's soak
     await settle(bot)
     assert "progressing at 10 %" in await cora.say("advance next")
     return bot

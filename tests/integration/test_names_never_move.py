@@ -162,7 +162,7 @@ async def _bot(path: Path) -> tuple[AsyncEngine, RolloutService, Handler]:
     )
     await service.prepare()
     handler = Handler(service, config.roles)
-    for text in ("start phase-4", "advance 25"):  # phase-4 the one active rollout
+    for text in ("start phase-4", "advance 25 force setting the scene"):  # phase-4 alone active
         assert (await handler.handle(text, LEAD)).ok, text
     return engine, service, handler
 

@@ -7,9 +7,13 @@ import asyncio
 
 import aiohttp
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.app import RolloutBot
+from bot.config import parse_config
 from bot.slack.standin import SlackStandIn
-from tests.conftest import BotFactory, SlackUser
+from tests.conftest import BotFactory, SlackUser, bot_settings, fresh_postgres
 
 ONE = """
 roles: {leads: [U0CORA], operators: [U0FORGE]}
@@ -34,7 +38,8 @@ async def test_two_replicas_share_one_database(
         async with locker.transaction():
             await locker.execute("LOCK TABLE rollouts IN EXCLUSIVE MODE")
             both = asyncio.gather(
-                cora_on_first.say("advance next"), cora_on_second.say("advance next")
+                cora_on_first.say("advance next force both at once"),
+                cora_on_second.say("advance next force both at once"),
             )
             await asyncio.sleep(0.5)
         replies = await both
@@ -59,3 +64,39 @@ async def test_two_replicas_share_one_database(
     ]
     statuses = await second.service.statuses()
     assert (statuses["phase-4"].percent, statuses["phase-4"].version) == (10, 4)
+
+
+SEVERAL = """
+roles: {leads: [U0CORA], operators: [U0FORGE]}
+gates:
+  error_rate: {query: 'rate(errors{flag="{flag}"}[1m])', fail_above: 0.01}
+rollouts:
+  - {name: phase-4, flag: phase_4_deployment, gates: [error_rate]}
+  - {name: search-v2, flag: search_v2, plan: fast}
+  - {name: checkout, flag: checkout_v3, plan: six-day}
+"""
+
+
+async def test_two_replicas_starting_together_on_a_fresh_database(
+    standin: SlackStandIn,
+) -> None:
+    """Both replicas of a new deployment come up, ten times out of ten: migrations, the
+    rollouts' rows and the start-up timers are each written once, whoever is first."""
+    for attempt in range(10):
+        async with fresh_postgres() as url:
+            bots = [
+                RolloutBot(parse_config(SEVERAL), bot_settings(standin, url)) for _ in range(2)
+            ]
+            started = await asyncio.gather(*(b.start() for b in bots), return_exceptions=True)
+            for bot, result in zip(bots, started, strict=True):
+                if result is None:
+                    await bot.stop()
+                elif hasattr(bot, "engine"):
+                    await bot.engine.dispose()  # it failed part way: nothing else runs
+            failures = [repr(r) for r in started if isinstance(r, BaseException)]
+            assert not failures, f"attempt {attempt + 1}: {failures}"
+            async with create_async_engine(url).connect() as conn:
+                names = (await conn.execute(text("SELECT name FROM rollouts"))).scalars()
+                timers = (await conn.execute(text("SELECT key FROM timers"))).scalars()
+                assert sorted(names) == ["checkout", "phase-4", "search-v2"]
+                assert sorted(timers) == ["daily", "housekeeping"]

@@ -117,3 +117,121 @@ def test_check_config_fails_with_the_line(
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:3: rollouts.0.flagg: unknown key 'flagg'" in err
+
+
+ROLLOUTS_ON_ONE_FLAG = """\
+rollouts:
+  - name: phase-4
+    flag: phase_4
+  - name: phase-4-again
+    flag: phase_4
+"""
+GATE = "gates:\n  error_rate:\n    query: up\n    fail_above: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            ROLLOUTS_ON_ONE_FLAG,
+            "5: rollouts.1.flag: flag 'phase_4' is already rolled out by 'phase-4' (line 3);"
+            " two rollouts would set its percentage in turn",
+        ),
+        (
+            GATE + "    interval: 0s\n",
+            "5: gates.error_rate.interval: must be more than 0s: it is how often the gate is"
+            " measured",
+        ),
+        (
+            GATE + "    interval: -30\n",
+            "5: gates.error_rate.interval: a duration cannot be negative (got -30s)",
+        ),
+        (
+            GATE + "    no_data_grace: -10m\n",
+            "5: gates.error_rate.no_data_grace: a duration cannot be negative (got '-10m')",
+        ),
+        (
+            "plans:\n  p:\n    stages:\n      - {percent: 5, soak: -1h}\n",
+            "4: plans.p.stages.0.soak: a duration cannot be negative (got '-1h')",
+        ),
+        (
+            "oncall:\n  chain:\n    - user: U0FORGE\n      wait: -5m\n",
+            "4: oncall.chain.0.wait: a duration cannot be negative (got '-5m')",
+        ),
+        (
+            "checkpoints:\n  - {until: 6h, every: 15m}\n  - {every: 0s}\n",
+            "3: checkpoints.1.every: must be more than 0s: it is how often a checkpoint is posted",
+        ),
+        (
+            "plans:\n  p:\n    stages:\n      - {percent: 5, soak: 1h}\n"
+            "    checkpoints:\n      - {every: 0s}\n",
+            "6: plans.p.checkpoints.0.every: must be more than 0s",
+        ),
+        (
+            "oncall:\n  remind_after: 0s\n",
+            "2: oncall.remind_after: must be more than 0s",
+        ),
+        (
+            "prometheus:\n  timeout: 0s\n",
+            "2: prometheus.timeout: must be more than 0s",
+        ),
+        (
+            GATE + "    interval: 5m\n    for: 1m\n",
+            "6: gates.error_rate.for: the 1m window is shorter than the gate's interval (5m): it"
+            " would be judged on less than one measurement; make `for` at least the interval",
+        ),
+        (
+            GATE + "    interval: 1m\n    for:\n      canary: 5m\n      progressive: 5m\n"
+            "      final: 30s\n",
+            "9: gates.error_rate.for.final: the 30s window is shorter than the gate's interval",
+        ),
+        (
+            "plans:\n  safe:\n    stages:\n      - {percent: 50, soak: 1h}\n"
+            "rollouts:\n  - {name: x, flag: f, plan: safe}\n",
+            "2: plans.safe: 'safe' is a built-in plan (7 days: 24 h soaks, 48 h watch at 100 %);"
+            " give the custom plan another name, e.g. 'safe-custom'",
+        ),
+        (
+            "plans:\n  instant:\n    stages:\n      - {percent: 100, soak: 5m}\n",
+            "2: plans.instant: 'instant' is a built-in plan",
+        ),
+        (
+            "plans:\n  p:\n    stages:\n      - {percent: 10, soak: 1h}\n"
+            "      - {percent: 10, soak: 1h}\n",
+            "3: plans.p.stages: stage percents must strictly increase, got [10, 10]",
+        ),
+        (
+            "plans:\n  p:\n    stages:\n      - {percent: 25, soak: 1h}\n"
+            "      - {percent: 5, soak: 1h}\n      - {percent: 100, soak: 1h}\n",
+            "3: plans.p.stages: stage percents must strictly increase, got [25, 5, 100]",
+        ),
+    ],
+    ids=[
+        "two-rollouts-one-flag",
+        "interval-zero",
+        "interval-negative",
+        "grace-negative",
+        "soak-negative",
+        "wait-negative",
+        "checkpoint-every-zero",
+        "plan-checkpoint-every-zero",
+        "remind-after-zero",
+        "timeout-zero",
+        "for-shorter-than-interval",
+        "tiered-for-shorter-than-interval",
+        "plan-named-safe",
+        "plan-named-instant",
+        "percents-repeat",
+        "percents-fall",
+    ],
+)
+def test_check_config_refuses_a_config_that_cannot_be_right(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(text)
+    assert main(["check-config", str(bad)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert any(line.startswith(f"{bad}:{expected}") for line in lines), captured.err
+    assert captured.out == ""

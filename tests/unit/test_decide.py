@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.domain.gates import GateView, Outcome
-from bot.domain.plans import BUILTIN_PLANS
+from bot.domain.plans import BUILTIN_PLANS, Plan, Stage
 from bot.domain.rollout import (
     Advance,
     AdvanceMode,
@@ -39,9 +39,15 @@ P, R, PAUSED, RB, C = (
 )
 
 
-def at(state: State, percent: int, version: int = 3) -> RolloutStatus:
+def at(
+    state: State, percent: int, version: int = 3, soaked: timedelta = timedelta(hours=30)
+) -> RolloutStatus:
+    """A status `soaked` into its stage: by default past every soak but the 48 h at 100 %."""
     index = SAFE.plan.index_at_or_below(percent)
-    return RolloutStatus(state, percent, index, NOW - timedelta(hours=30), "", version)
+    return RolloutStatus(state, percent, index, NOW - soaked, "", version)
+
+
+FORCED = {"force": True, "reason": "incident 42 needs it"}
 
 
 # (from, command, expected state, expected percent)
@@ -51,9 +57,10 @@ ALLOWED: list[tuple[RolloutStatus, Command, State, int]] = [
     (at(C, 100), Start(), P, 5),
     (at(P, 5), Advance(), P, 10),
     (at(P, 10), Advance(25), P, 25),
-    (at(P, 10), Advance(30), P, 30),  # off the plan: allowed, stage stays 25 %'s
-    (at(P, 25), Advance(100), P, 100),
-    (at(P, 100), Advance(), C, 100),  # next after the last stage completes it
+    (at(P, 10), Advance(20), P, 20),  # off the plan, short of its next stage: allowed
+    (at(P, 10), Advance(30, **FORCED), P, 30),  # past it: forced; the stage stays 25 %'s
+    (at(P, 25), Advance(100, **FORCED), P, 100),
+    (at(P, 100, soaked=timedelta(hours=48)), Advance(), C, 100),  # next after the last stage
     (at(P, 25), Pause("on-call away"), PAUSED, 25),
     (at(PAUSED, 25), Resume(), P, 25),
     (at(P, 25), Rollback(), RB, 0),
@@ -115,7 +122,7 @@ def test_start_begins_at_the_first_stage_and_opens_a_thread() -> None:
 
 
 def test_advance_restarts_the_soak_and_moves_the_stage_cursor() -> None:
-    result = decide(SAFE, at(P, 10), {}, Advance(50), NOW)
+    result = decide(SAFE, at(P, 10), {}, Advance(50, **FORCED), NOW)
     assert isinstance(result, Decision)
     assert result.status.stage_index == 3
     assert result.status.stage_started_at == NOW
@@ -191,3 +198,103 @@ def test_a_green_measured_before_the_bot_was_down_does_not_count() -> None:
     result = decide(auto, soaked, stale, Evaluate(), NOW + timedelta(days=2))
     assert isinstance(result, Refusal)
     assert "gate error_rate was last measured 2d20m ago" in result.hint
+
+
+# --- the soak guard: a person advances a stage at a time, after its soak --------------------
+
+
+def soaked_for(percent: int, soaked: timedelta) -> RolloutStatus:
+    return at(P, percent, soaked=soaked)
+
+
+def test_advancing_before_the_soak_ends_says_how_long_is_left_and_what_to_type() -> None:
+    result = decide(SAFE, soaked_for(5, timedelta(hours=2, minutes=10)), {}, Advance(), NOW)
+    assert result == Refusal(
+        "phase-4 has soaked 2h 10m of its 1d at 5 %: 21h 50m left.",
+        "Wait, or type `/rollout advance next phase-4 force <reason>`.",
+    )
+
+
+def test_advancing_past_the_next_stage_is_refused_even_after_the_soak() -> None:
+    result = decide(SAFE, soaked_for(5, timedelta(days=2)), {}, Advance(60), NOW)
+    assert result == Refusal(
+        "The plan's next stage is 10 %: 60 % would skip 10, 25 and 50 %.",
+        "Type `/rollout advance next phase-4` for 10 %, or "
+        "`/rollout advance 60 phase-4 force <reason>`.",
+    )
+
+
+def test_five_to_sixty_right_after_the_start_names_both_and_moves_nothing() -> None:
+    started = decide(SAFE, RolloutStatus(), {}, Start(), NOW - timedelta(minutes=5))
+    assert isinstance(started, Decision)
+    result = decide(SAFE, started.status, {}, Advance(60), NOW)
+    assert isinstance(result, Refusal)
+    assert result.problem == (
+        "phase-4 has soaked 5m of its 1d at 5 %: 23h 55m left. "
+        "The plan's next stage is 10 %: 60 % would skip 10, 25 and 50 %."
+    )
+    assert result.hint == (
+        "Type `/rollout advance next phase-4` for 10 % once it has soaked, or "
+        "`/rollout advance 60 phase-4 force <reason>`."
+    )
+
+
+def test_a_forced_advance_skips_the_soak_and_stages_and_keeps_the_reason() -> None:
+    result = decide(SAFE, soaked_for(5, timedelta(minutes=5)), {}, Advance(60, **FORCED), NOW)
+    assert isinstance(result, Decision)
+    assert (result.status.percent, result.status.stage_index) == (60, 3)
+    assert result.change.forced and result.change.reason == "incident 42 needs it"
+
+
+@pytest.mark.parametrize("target", [None, 10, 7])
+def test_once_soaked_a_stage_at_a_time_needs_no_force(target: int | None) -> None:
+    result = decide(SAFE, soaked_for(5, timedelta(days=1)), {}, Advance(target), NOW)
+    assert isinstance(result, Decision), result
+    assert result.status.percent == (target or 10)
+
+
+def test_completing_before_the_watch_at_100_ends_needs_force_too() -> None:
+    status = soaked_for(100, timedelta(hours=1))
+    refused = decide(SAFE, status, {}, Advance(), NOW)
+    assert refused == Refusal(
+        "phase-4 has soaked 1h of its 2d at 100 %: 1d 23h left.",
+        "Wait, or type `/rollout advance next phase-4 force <reason>`.",
+    )
+    forced = decide(SAFE, status, {}, Advance(**FORCED), NOW)
+    assert isinstance(forced, Decision)
+    assert forced.status.state is C
+    assert forced.change.forced and forced.change.reason == "incident 42 needs it"
+
+
+def test_the_soak_counts_from_the_resume_not_from_the_advance() -> None:
+    paused = decide(SAFE, soaked_for(10, timedelta(hours=23)), {}, Pause("lunch"), NOW)
+    assert isinstance(paused, Decision)
+    later = NOW + timedelta(hours=2)
+    resumed = decide(SAFE, paused.status, {}, Resume(), later)
+    assert isinstance(resumed, Decision)
+    result = decide(SAFE, resumed.status, {}, Advance(), later + timedelta(seconds=30))
+    assert isinstance(result, Refusal)
+    assert result.problem == "phase-4 has soaked 30s of its 1d at 10 %: 1d left."  # rounded up
+
+
+def test_a_custom_soak_shorter_than_an_hour_is_all_the_guard_waits_for() -> None:
+    quick = Plan("quick", (Stage(5, timedelta(minutes=20)), Stage(50, timedelta(minutes=20))))
+    spec = RolloutSpec("phase-4", "phase_4_deployment", quick)
+    status = RolloutStatus(P, 5, 0, NOW - timedelta(minutes=19, seconds=30))
+    refused = decide(spec, status, {}, Advance(), NOW)
+    assert isinstance(refused, Refusal)
+    assert refused.problem == "phase-4 has soaked 19m of its 20m at 5 %: 30s left."
+    assert isinstance(decide(spec, status, {}, Advance(), NOW + timedelta(seconds=30)), Decision)
+
+
+def test_an_unfinished_soak_and_a_red_gate_are_both_named() -> None:
+    status = soaked_for(5, timedelta(hours=2))
+    result = decide(GATED, status, {"error_rate": view(Outcome.FAIL)}, Advance(), NOW)
+    assert isinstance(result, Refusal)
+    assert result.problem.startswith(
+        "phase-4 has soaked 2h of its 1d at 5 %: 22h left.\n"
+        "phase-4 cannot advance while a gate is not green:\n• error_rate: failing"
+    )
+    assert result.hint == (
+        "Wait for the soak and the gates, or type `/rollout advance next phase-4 force <reason>`."
+    )

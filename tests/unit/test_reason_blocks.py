@@ -59,7 +59,7 @@ def test_a_change_in_the_thread(forced: bool) -> None:
     message = change_message(SPEC, change, PAUSED, "U0FORGE", "slash")
     assert_inert(message)
     assert message["text"].startswith("<@U0FORGE> paused phase-4")  # the bot's own mention
-    assert ("Forced past the gates: " if forced else "Reason: ") + INERT in message["text"]
+    assert ("Forced: " if forced else "Reason: ") + INERT in message["text"]
 
 
 def test_the_thread_parent_and_status() -> None:
