@@ -13,13 +13,12 @@ import pytest
 from bot.domain import escalation as esc
 from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
 from bot.domain.plans import BUILTIN_PLANS
-from bot.domain.rollout import AdvanceMode, Change, RolloutSpec, RolloutStatus, State
+from bot.domain.rollout import AdvanceMode, Change, Refusal, RolloutSpec, RolloutStatus, State
 from bot.overview import IncidentView as HomeIncident
 from bot.overview import build_overview
 from bot.slack import blocks, home, incident_blocks
 from bot.slack.incident_blocks import IncidentView
 from bot.slack.summaries import ChangeLine, CheckpointView, IncidentLine, checkpoint_message
-from commands import permissions
 
 NOW = datetime(2026, 11, 3, 10, 30, tzinfo=UTC)
 PERSON = "UOPS"
@@ -63,7 +62,7 @@ SHOWN: dict[str, Any] = {
     "nobody answered": incident_blocks.nobody_answered(INCIDENT, CHAIN),
     "already acknowledged": _refused(esc.acknowledge(CHAIN, ACKED, "U0OTHER", NOW)),
     "not yours to silence": _refused(esc.silence(ACKED, "U0OTHER", NOW)),
-    "who may": permissions.refusal("pause", [PERSON]),
+    "who may": blocks.refusal_text(Refusal("You may not pause phase-4.", who=(PERSON,))),
     "App Home": home.home_view(
         build_overview(
             {"phase-4": SPEC}, {"phase-4": AT_10}, {"phase-4": [EVENT]}, NOW,
