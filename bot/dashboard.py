@@ -199,7 +199,8 @@ def _freeze_notice(overview: Overview) -> str:
         return ""
     return (
         '<section class="notice"><p><strong>Every advance is frozen</strong> since '
-        f"{_time(freeze.at, overview)} by {escape(_actor(freeze.by, overview.names))}: {escape(freeze.reason)}."
+        f"{_time(freeze.at, overview)} by {escape(_actor(freeze.by, overview.names))}: "
+        f"{escape(freeze.reason)}."
         " A lead lifts it with <code>/rollout unfreeze</code>.</p></section>"
     )
 
@@ -210,7 +211,8 @@ def _policy(r: RolloutView, overview: Overview) -> list[str]:
     if r.pending is not None:
         lines.append(
             '<p class="hold"><strong>Waiting for a second person:</strong> '
-            f"{escape(pending_words(r.pending))}, asked by {escape(_actor(r.pending.asker, overview.names))};"
+            f"{escape(pending_words(r.pending))}, asked by "
+            f"{escape(_actor(r.pending.asker, overview.names))};"
             f" expires {_time(r.pending.expires_at, overview)}</p>"
         )
     if r.waiting is not None:
