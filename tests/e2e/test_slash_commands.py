@@ -602,10 +602,12 @@ async def test_pause_and_roll_back_ask_why_and_the_audit_log_keeps_it(
 async def test_a_modal_submitted_after_someone_moved_the_rollout_does_nothing(
     make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
 ) -> None:
-    bot = await make_bot(ONE_ROLLOUT)
+    clock = ManualClock()
+    bot = await make_bot(ONE_ROLLOUT, clock=clock)
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start")
     view = await open_modal(http, bot, standin, "rollout_rollback", user="U0FORGE")
+    await clock.advance(SOAK)
     assert "progressing at 10 %" in await cora.say("advance next")
     assert (await submit(http, bot, view, "too slow", user="U0FORGE")) == (200, "")
     told = await answered(standin, modal_answer_tag(view))
