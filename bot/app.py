@@ -12,23 +12,26 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.alertmanager import AlertIntake, EndpointAuth, alertmanager_handler
 from bot.clock import Clock, SystemClock
 from bot.config import Config, daily_summary_time
-from bot.dashboard_routes import add_dashboard
 from bot.domain.alerts import HoldPolicy
 from bot.domain.rollout import RolloutSpec
-from bot.flags import WEBHOOK, FlagsFile, Webhooks, read_document
+from bot.inbound.alertmanager_endpoint import AlertIntake, EndpointAuth, alertmanager_handler
+from bot.inbound.app_home_listener import AppHome
+from bot.inbound.dashboard_routes import add_dashboard
+from bot.inbound.http_server import build_web_app
+from bot.inbound.incident_listeners import register_incident_actions
+from bot.inbound.rollout_listeners import build_app
 from bot.metrics import Metrics
 from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
-from bot.server import build_web_app
 from bot.services import incident_outbox, responses
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
+from bot.services.flags import WEBHOOK, FlagsFile, Webhooks, read_document
 from bot.services.gates import GATES, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
 from bot.services.incidents import TIMER_KIND, IncidentService
 from bot.services.outbox import OutboxWorker
-from bot.services.overview import (
+from bot.services.overview_reader import (
     OverviewSource,
     gate_states,
     open_incidents,
@@ -37,12 +40,9 @@ from bot.services.overview import (
 from bot.services.people import GroupMembers, People
 from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
+from bot.services.user_names import UserNames
 from bot.settings import Settings
-from bot.slack.app_home import AppHome
-from bot.slack.incident_listeners import register_incident_actions
-from bot.slack.listeners import build_app
-from bot.slack.standin import SlackStandIn
-from bot.slack.user_names import UserNames
+from bot.standin.web_api import SlackStandIn
 from commands.handle import Handler
 from storage.db import create_engine, default_url, migrate, reader, sessionmaker
 

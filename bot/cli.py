@@ -142,7 +142,7 @@ def describe_gate(rule: GateRule) -> str:
 def demo_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bot import demo
+    from bot.demo import scenario as demo
 
     options = demo.Options(
         breach=not args.no_breach,

@@ -18,7 +18,7 @@ from bot.app import RolloutBot
 from bot.clock import Clock
 from bot.config import parse_config
 from bot.settings import Settings
-from bot.slack.standin import Call, SlackStandIn
+from bot.standin.web_api import Call, SlackStandIn
 from tests.support.slack_requests import post_signed, slash_body
 
 SECRET = "test-signing-secret"

@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.charts import ChartData, GateSeries, alt_text, render_chart
 from bot.clock import Clock
 from bot.domain.assess import GateRule
 from bot.domain.cadence import Rule, next_checkpoint
@@ -34,8 +33,8 @@ from bot.domain.gates import Outcome
 from bot.domain.plans import tier_for
 from bot.domain.rollout import ACTIVE_STATES, Decision, RolloutSpec, RolloutStatus, State
 from bot.prometheus import Series, SeriesSource
-from bot.services.rollouts import freeze_of, status_of
-from bot.slack.summaries import (
+from bot.render.charts import ChartData, GateSeries, alt_text, render_chart
+from bot.render.summaries import (
     ChangeLine,
     CheckpointView,
     GateLine,
@@ -43,6 +42,7 @@ from bot.slack.summaries import (
     checkpoint_message,
     daily_summary_message,
 )
+from bot.services.rollouts import freeze_of, status_of
 from storage.incidents import IncidentLogRow, Incidents
 from storage.models import EventRow
 from storage.repository import DueTimer, Repository

@@ -24,6 +24,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.escalation import ChainSnapshot
+from bot.render.incident_blocks import (
+    nobody_paged_message,
+    page_dm,
+    page_ref,
+    page_refs_of,
+    parse_page_ref,
+)
 from bot.services.incidents import BOT, view_of
 from bot.services.outbox import (
     PERMANENT_ERRORS,
@@ -31,13 +38,6 @@ from bot.services.outbox import (
     Sender,
     classify,
     message_fields,
-)
-from bot.slack.incident_blocks import (
-    nobody_paged_message,
-    page_dm,
-    page_ref,
-    page_refs_of,
-    parse_page_ref,
 )
 from storage.incidents import Incidents
 from storage.message_refs import refs_starting

@@ -29,7 +29,7 @@ from bot.domain.escalation import (
     Transition,
 )
 from bot.domain.rollout import OpenIncident, RolloutSpec
-from bot.slack import incident_blocks as render
+from bot.render import incident_blocks as render
 from storage.incidents import LIVE, IncidentRow, Incidents
 from storage.message_refs import refs_starting
 from storage.repository import DueTimer, Repository

@@ -38,7 +38,7 @@ from bot.domain.rollout import (
     state_words,
     unfreeze_all,
 )
-from bot.slack import blocks
+from bot.render import blocks
 from storage.models import EventRow, FreezeRow, RolloutRow
 from storage.repository import EVERY_ROLLOUT, DueTimer, Repository
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from storage.db import create_engine, sessionmaker
 from storage.incidents import AlertNotificationRow, IncidentRow
 from tests.support.bot_process import BotProcess

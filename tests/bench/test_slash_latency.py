@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import SECRET
 from tests.support.bot_process import BotProcess
 from tests.support.slack_requests import post_signed, slash_body

@@ -17,8 +17,8 @@ import pytest
 from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.config import parse_config
-from bot.slack.standin import SlackStandIn
-from bot.slack.terminal import render
+from bot.demo.terminal import render
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import SECRET, TWO_ROLLOUTS, BotFactory, SlackUser, bot_settings
 from tests.support.incidents import incidents, open_via_opener, settle
 from tests.support.recorded_metrics import SteadySource

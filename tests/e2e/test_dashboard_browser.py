@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.chromium import PACKAGE, chromium, find_chromium
 from tests.support.incidents import open_via_opener

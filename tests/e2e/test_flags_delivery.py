@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 
 

@@ -6,7 +6,7 @@ import itertools
 
 import aiohttp
 
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 
 ONE = "rollouts:\n  - {name: phase-4, flag: phase_4_deployment}\n"

@@ -16,8 +16,8 @@ import aiohttp
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
-from bot.slack.standin import Call, SlackStandIn
-from bot.slack.terminal import render
+from bot.demo.terminal import render
+from bot.standin.web_api import Call, SlackStandIn
 from tests.conftest import SECRET, BotFactory, SlackUser
 from tests.e2e.test_dashboard import home_opened, send_event
 from tests.e2e.test_slash_commands import answered

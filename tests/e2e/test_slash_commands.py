@@ -15,7 +15,7 @@ import pytest
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import SECRET, BotFactory, SlackUser
 from tests.support.incidents import settle
 from tests.support.slack_requests import (

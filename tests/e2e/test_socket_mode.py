@@ -7,7 +7,7 @@ import pytest
 
 from bot.app import RolloutBot
 from bot.config import parse_config
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, bot_settings
 from tests.support.slack_requests import post_signed, slash_body, slash_payload
 

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.alertmanager import MAX_BODY, MAX_IN_FLIGHT
 from bot.app import RolloutBot
-from bot.slack.standin import SlackStandIn
+from bot.inbound.alertmanager_endpoint import MAX_BODY, MAX_IN_FLIGHT
+from bot.standin.web_api import SlackStandIn
 from storage.incidents import AlertNotificationRow, IncidentRow
 from storage.models import OutboxRow
 from tests.conftest import BotFactory, SlackUser
@@ -116,7 +116,7 @@ async def test_bad_payloads_get_a_4xx_with_the_reason_and_change_nothing(
 ) -> None:
     bot = await make_bot(config())
     before = await counts(bot)
-    caplog.set_level(logging.WARNING, logger="bot.alertmanager")
+    caplog.set_level(logging.WARNING, logger="bot.inbound.alertmanager_endpoint")
     for what, raw, headers, expected in BAD:
         status, reply = await post_webhook(http, bot, None, raw=raw, headers=headers)
         assert status == expected, (what, status, reply)

@@ -6,7 +6,7 @@ import json
 
 import aiohttp
 
-from bot.slack.standin import Call, SlackStandIn
+from bot.standin.web_api import Call, SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.alertmanager_server import AlertmanagerFactory
 from tests.support.incidents import incident_log, incidents, settle

@@ -12,8 +12,8 @@ import aiohttp
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
-from bot.slack import actions
-from bot.slack.standin import SlackStandIn
+from bot.render import buttons as actions
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import SECRET, BotFactory
 from tests.integration.test_escalation_chain import config, walk
 from tests.support.incidents import dm_updates, incidents, open_via_opener, settle, updates

@@ -11,7 +11,7 @@ import aiohttp
 from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.domain.durations import format_elapsed
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import open_via_opener, posts, settle
 

@@ -18,7 +18,7 @@ import aiohttp
 
 from bot.app import RolloutBot
 from bot.domain.rollout import HOLD_CHANGE, HOLD_END, HOLD_START
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.fake_service import FakeService
 from tests.support.prometheus_server import PrometheusServer

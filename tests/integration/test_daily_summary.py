@@ -12,11 +12,18 @@ import aiohttp
 import matplotlib.image as mpimg
 from matplotlib.dates import num2date
 
-from bot.charts import MARKER_LABEL, PANEL_PX, WIDTH_PX, build_figure, render_chart, zone_name
 from bot.clock import ManualClock
 from bot.domain.rollout import Advance, Start
+from bot.render.charts import (
+    MARKER_LABEL,
+    PANEL_PX,
+    WIDTH_PX,
+    build_figure,
+    render_chart,
+    zone_name,
+)
 from bot.services.rollouts import Actor
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import open_via_opener, settle
 from tests.support.recorded_metrics import RecordedSource

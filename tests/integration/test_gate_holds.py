@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.slack.standin import Call, SlackStandIn
-from bot.slack.terminal import render
+from bot.demo.terminal import render
+from bot.standin.web_api import Call, SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.integration.test_control_loop import FLAG, QUERY, rollout, wait_for
 from tests.support.fake_service import FakeService

@@ -13,9 +13,9 @@ import aiohttp
 from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.domain.rollout import Announce, Change, Decision, OpenIncident, State
+from bot.render import buttons as actions
 from bot.services.rollouts import AUTOMATIC, Actor
-from bot.slack import actions
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from storage.models import TimerRow
 from tests.conftest import SECRET, BotFactory, SlackUser
 from tests.support.incidents import (

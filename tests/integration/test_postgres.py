@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import RolloutBot
 from bot.config import parse_config
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser, bot_settings, fresh_postgres
 
 ONE = """

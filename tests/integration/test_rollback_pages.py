@@ -11,7 +11,7 @@ import aiohttp
 from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.domain.assess import Measurement
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import dms, incidents, posts, settle
 

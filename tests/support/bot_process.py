@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from tests.conftest import SECRET
 
 

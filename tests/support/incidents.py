@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bot.app import RolloutBot
 from bot.domain.rollout import OpenIncident
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 from storage.incidents import IncidentLogRow, IncidentRow
 from storage.models import TimerRow
 from storage.repository import Repository

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from bot.alertmanager import EndpointAuth, parse_payload
 from bot.domain.alerts import AlertFact, HoldPolicy, hold_reason, match_rollout, notification_key
 from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
 from bot.domain.plans import BUILTIN_PLANS
 from bot.domain.rollout import RolloutSpec, RolloutStatus, State
-from bot.slack import actions
-from bot.slack import incident_blocks as render
+from bot.inbound.alertmanager_endpoint import EndpointAuth, parse_payload
+from bot.render import buttons as actions
+from bot.render import incident_blocks as render
 from tests.support.incidents import alert, webhook
 
 SPECS = {

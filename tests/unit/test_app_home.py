@@ -8,12 +8,12 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import parse_config
+from bot.demo.terminal import render
 from bot.domain.rollout import RolloutStatus, State
-from bot.overview import IncidentView, build_overview
-from bot.slack import actions
-from bot.slack.home import VIEW_BLOCK_LIMIT, home_view
-from bot.slack.standin import SlackStandIn
-from bot.slack.terminal import render
+from bot.render import buttons as actions
+from bot.render.app_home import VIEW_BLOCK_LIMIT, home_view
+from bot.render.overview_model import IncidentView, build_overview
+from bot.standin.web_api import SlackStandIn
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

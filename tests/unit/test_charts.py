@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 import matplotlib.image as mpimg
 from matplotlib.dates import num2date
 
-from bot.charts import (
+from bot.domain.assess import GateRule
+from bot.domain.plans import Tier
+from bot.render.charts import (
     MARKER_LABEL,
     ChartData,
     GateSeries,
@@ -23,8 +25,6 @@ from bot.charts import (
     render_chart,
     zone_name,
 )
-from bot.domain.assess import GateRule
-from bot.domain.plans import Tier
 from bot.services.checkpoints import threshold_steps
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

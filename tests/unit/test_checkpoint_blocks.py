@@ -16,7 +16,7 @@ import pytest
 from bot.domain.gates import Outcome
 from bot.domain.plans import BUILTIN_PLANS
 from bot.domain.rollout import AdvanceMode, RolloutSpec, RolloutStatus, State
-from bot.slack.summaries import (
+from bot.render.summaries import (
     ChangeLine,
     CheckpointView,
     GateLine,

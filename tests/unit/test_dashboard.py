@@ -9,11 +9,11 @@ from html.parser import HTMLParser
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from bot import dashboard
 from bot.config import parse_config
-from bot.dashboard_routes import COOKIE, Access, DashboardAuth, is_loopback, sse
 from bot.domain.rollout import RolloutStatus, State
-from bot.overview import GateView, IncidentView, Overview, build_overview
+from bot.inbound.dashboard_routes import COOKIE, Access, DashboardAuth, is_loopback, sse
+from bot.render import dashboard_page as dashboard
+from bot.render.overview_model import GateView, IncidentView, Overview, build_overview
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 CONFIG = parse_config(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.clock import ManualClock
 from bot.config import load_config
-from bot.demo_metrics import (
+from bot.demo.metrics import (
     ERROR_RATE,
     P95_LATENCY,
     TEST_PASS_RATE,

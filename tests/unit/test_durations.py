@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.durations import format_duration, format_elapsed, parse_duration
-from bot.slack.summaries import CheckpointView, checkpoint_message
+from bot.render.summaries import CheckpointView, checkpoint_message
 from tests.unit.test_checkpoint_blocks import AT_10, GREEN, NOW, SPEC
 
 

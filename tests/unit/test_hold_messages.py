@@ -3,13 +3,13 @@ when it starts, changes and ends, App Home and the dashboard. Pure renderers, as
 
 from __future__ import annotations
 
-from bot import dashboard
 from bot.config import parse_config
+from bot.demo.terminal import render
 from bot.domain.rollout import HOLD_START, Decision, Evaluate, RolloutStatus, State, decide
-from bot.overview import build_overview
-from bot.slack import blocks
-from bot.slack.home import home_view
-from bot.slack.terminal import render
+from bot.render import blocks
+from bot.render import dashboard_page as dashboard
+from bot.render.app_home import home_view
+from bot.render.overview_model import build_overview
 from tests.unit.test_dashboard import visible
 from tests.unit.test_holds import (
     DOWN,

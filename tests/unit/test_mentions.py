@@ -14,11 +14,12 @@ from bot.domain import escalation as esc
 from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
 from bot.domain.plans import BUILTIN_PLANS
 from bot.domain.rollout import AdvanceMode, Change, Refusal, RolloutSpec, RolloutStatus, State
-from bot.overview import IncidentView as HomeIncident
-from bot.overview import build_overview
-from bot.slack import blocks, home, incident_blocks
-from bot.slack.incident_blocks import IncidentView
-from bot.slack.summaries import ChangeLine, CheckpointView, IncidentLine, checkpoint_message
+from bot.render import app_home as home
+from bot.render import blocks, incident_blocks
+from bot.render.incident_blocks import IncidentView
+from bot.render.overview_model import IncidentView as HomeIncident
+from bot.render.overview_model import build_overview
+from bot.render.summaries import ChangeLine, CheckpointView, IncidentLine, checkpoint_message
 
 NOW = datetime(2026, 11, 3, 10, 30, tzinfo=UTC)
 PERSON = "UOPS"

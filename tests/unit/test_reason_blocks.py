@@ -10,19 +10,19 @@ from typing import Any
 
 import pytest
 
+from bot.demo.terminal import render
 from bot.domain.plans import BUILTIN_PLANS
 from bot.domain.rollout import AdvanceMode, Change, RolloutSpec, RolloutStatus, State
-from bot.overview import build_overview
-from bot.slack.blocks import (
+from bot.render.app_home import home_view
+from bot.render.blocks import (
     change_message,
     escape,
     history_message,
     parent_message,
     status_message,
 )
-from bot.slack.home import home_view
-from bot.slack.summaries import ChangeLine, CheckpointView, checkpoint_message
-from bot.slack.terminal import render
+from bot.render.overview_model import build_overview
+from bot.render.summaries import ChangeLine, CheckpointView, checkpoint_message
 
 NOW = datetime(2026, 11, 3, 10, 30, tzinfo=UTC)
 SPEC = RolloutSpec("phase-4", "phase_4_deployment", BUILTIN_PLANS["safe"], (), AdvanceMode.MANUAL)

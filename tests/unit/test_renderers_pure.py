@@ -7,7 +7,12 @@ import json
 import subprocess
 import sys
 
-RENDERERS = ("bot.overview", "bot.dashboard", "bot.slack.home", "bot.slack.terminal")
+RENDERERS = (
+    "bot.render.overview_model",
+    "bot.render.dashboard_page",
+    "bot.render.app_home",
+    "bot.demo.terminal",
+)
 FORBIDDEN = (
     "aiohttp",
     "sqlalchemy",

@@ -12,7 +12,7 @@ import yaml
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.scopes import (
+from bot.standin.scopes import (
     APP_TOKEN_METHODS,
     FEATURE_SCOPES,
     METHOD_SCOPES,
@@ -20,7 +20,7 @@ from bot.slack.scopes import (
     scopes_needed,
     sdk_method,
 )
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
@@ -57,8 +57,8 @@ def test_the_code_calls_these_methods_each_with_documented_scopes() -> None:
         "files.getUploadURLExternal", "files.completeUploadExternal",
     }, called
     unknown = set(called) - set(METHOD_SCOPES) - set(APP_TOKEN_METHODS)
-    assert not unknown, f"add the scopes Slack documents for {unknown} to bot/slack/scopes.py"
-    assert set(called) <= set(WHY), "say in bot/slack/scopes.py why each method is called"
+    assert not unknown, f"add the scopes Slack documents for {unknown} to bot/standin/scopes.py"
+    assert set(called) <= set(WHY), "say in bot/standin/scopes.py why each method is called"
 
 
 def test_the_manifest_asks_for_exactly_the_scopes_the_code_needs() -> None:

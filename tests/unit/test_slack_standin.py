@@ -23,7 +23,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.slack.standin import SlackStandIn
+from bot.standin.web_api import SlackStandIn
 
 try:
     from tests.support import slack_requests

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.config import parse_config
+from bot.demo.terminal import BOLD, DIVIDER, RESET, mrkdwn, render
 from bot.domain.rollout import RolloutStatus, State
-from bot.slack import blocks
-from bot.slack.terminal import BOLD, DIVIDER, RESET, mrkdwn, render
+from bot.render import blocks
 
 SPEC = parse_config(
     "rollouts:\n  - {name: phase-4, flag: phase_4_deployment, plan: safe}\n"

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.standin import SlackStandIn
-from bot.slack.user_names import FAILURE_SECONDS, NAME_SECONDS, UserNames
+from bot.services.user_names import FAILURE_SECONDS, NAME_SECONDS, UserNames
+from bot.standin.web_api import SlackStandIn
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from bot.slack.blocks import escape
+from bot.render.blocks import escape
 
 TEAM_ID = "T0TEST"  # the stand-in's workspace
 TEAM_DOMAIN = "rollout-test"

@@ -17,17 +17,18 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.rollout import Cancel, Confirm
+from bot.inbound import reason_modal
+from bot.inbound.answers import answer_click
+from bot.inbound.app_home_listener import AppHome
 from bot.metrics import Metrics
+from bot.render import buttons as actions
 from bot.services.rollouts import Actor, RolloutService
-from bot.slack import actions, reason_modal
-from bot.slack.answers import answer_click
-from bot.slack.app_home import AppHome
 from commands.handle import Handler, Reply
 
 log = logging.getLogger(__name__)
 
 ACK_BUDGET_SECONDS = 2.5  # Slack waits 3 s for the ack
-_BUTTON_TEXT = {  # Pause and Roll back ask for the reason first (`bot.slack.reason_modal`)
+_BUTTON_TEXT = {  # Pause and Roll back ask for the reason first (`bot.inbound.reason_modal`)
     actions.ADVANCE: "advance next {name}",
     actions.RESUME: "resume {name}",
 }

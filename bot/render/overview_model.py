@@ -1,8 +1,9 @@
 """The overview of every rollout that the dashboard and the App Home show.
 
 Pure: `build_overview` turns specs, statuses and events into a view-model. The renderers
-(`bot.dashboard` for HTML, `bot.slack.home` for Block Kit) take only the view-model;
-`bot.services.overview.OverviewSource` reads what it is built from.
+(`bot.render.dashboard_page` for HTML, `bot.render.app_home` for Block Kit) take only the
+view-model;
+`bot.services.overview_reader.OverviewSource` reads what it is built from.
 """
 
 from __future__ import annotations

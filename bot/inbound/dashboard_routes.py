@@ -23,9 +23,9 @@ from enum import Enum
 
 from aiohttp import web
 
-from bot import dashboard
-from bot.overview import Overview
-from bot.services.overview import OverviewSource
+from bot.render import dashboard_page as dashboard
+from bot.render.overview_model import Overview
+from bot.services.overview_reader import OverviewSource
 
 NameSource = Callable[[Iterable[str]], Awaitable[Mapping[str, str]]]
 
@@ -119,7 +119,7 @@ class Dashboard:
     def __init__(
         self, source: OverviewSource, auth: DashboardAuth, names: NameSource | None = None
     ) -> None:
-        """`names`: people's names by Slack user ID (`bot.slack.user_names`); without it the
+        """`names`: people's names by Slack user ID (`bot.services.user_names`); without it the
         page shows IDs."""
         self.source = source
         self.auth = auth

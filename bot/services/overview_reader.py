@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.gates import GateView as GateStateView
 from bot.domain.rollout import RolloutSpec
-from bot.overview import (
+from bot.render.incident_blocks import page_refs_of, parse_page_ref
+from bot.render.overview_model import (
     RECENT_EVENTS,
     GateView,
     IncidentView,
@@ -21,7 +22,6 @@ from bot.overview import (
     build_overview,
 )
 from bot.services.rollouts import RolloutService
-from bot.slack.incident_blocks import page_refs_of, parse_page_ref
 from storage.incidents import IncidentLogRow, Incidents
 from storage.message_refs import refs_starting
 from storage.repository import Repository

@@ -8,10 +8,10 @@ checkpoints — with three things swapped for local ones:
   the five-minute escalation steps can be followed (and answered), and standing still while
   the bot draws the daily summary: the half second its chart takes would otherwise be an
   hour of demo time, and the summary would speak of a morning already gone;
-- the metrics source is `SimulatedService` (bot/demo_metrics.py), which answers the config's
+- the metrics source is `SimulatedService` (bot/demo/metrics.py), which answers the config's
   gate queries from a model of the service, with a fault scheduled at 25 %;
 - Slack is the embedded stand-in; every call the bot makes to it is printed as the channel
-  or DM would show it (bot/slack/terminal.py), stamped with simulated time.
+  or DM would show it (bot/demo/terminal.py), stamped with simulated time.
 
 The people are played by this module, through the bot's own HTTP endpoint exactly as Slack
 would call it (signed slash commands and button clicks): Cora starts the rollout and types
@@ -45,13 +45,14 @@ import aiohttp
 from bot.app import RolloutBot
 from bot.clock import ScaledClock
 from bot.config import Config, load_config
-from bot.demo_metrics import ERROR_RATE, Fault, SimulatedService
+from bot.demo.metrics import ERROR_RATE, Fault, SimulatedService
+from bot.demo.terminal import render
 from bot.domain.durations import format_duration
+from bot.render import buttons as actions
 from bot.services.outbox import OutboxWorker, Sender
 from bot.settings import Settings
-from bot.slack import actions, signed
-from bot.slack.standin import Call, SlackStandIn
-from bot.slack.terminal import render
+from bot.standin import signed
+from bot.standin.web_api import Call, SlackStandIn
 from storage.models import OutboxRow
 
 WEEK = timedelta(days=7)
@@ -694,7 +695,7 @@ class Demo:
 def _warm_up_charts() -> None:
     """Draw one chart before time is compressed: the first one loads matplotlib and its
     fonts, which would otherwise hold the demo still for a second at the first summary."""
-    from bot.charts import ChartData, GateSeries, render_chart
+    from bot.render.charts import ChartData, GateSeries, render_chart
 
     end = START + timedelta(hours=1)
     render_chart(ChartData("warm-up", START, end, [(START, 0)], [GateSeries("g", [(START, 0.0)])]))

@@ -1,6 +1,6 @@
 """Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h) on the
 incident's message, its pages and the App Home: ack first, call the incident service, tell
-the person who clicked what happened (`bot.slack.answers`)."""
+the person who clicked what happened (`bot.inbound.answers`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.inbound.answers import HomeNotice, answer_click
 from bot.metrics import Metrics
+from bot.render import buttons as actions
 from bot.services.incidents import Answer, IncidentService
 from bot.services.rollouts import RolloutService
-from bot.slack import actions
-from bot.slack.answers import HomeNotice, answer_click
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
-# Publishes the Home tab for a user with a notice at its top (`bot.slack.app_home.AppHome`).
+# Publishes the Home tab for a user with a notice at its top
+# (`bot.inbound.app_home_listener.AppHome`).
 HomeNotice = Callable[[Any, str, str], Awaitable[None]]
 
 

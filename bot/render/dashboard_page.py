@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.durations import format_duration
 from bot.domain.rollout import pending_words
-from bot.overview import EventView, GateView, IncidentView, Overview, RolloutView, verb_words
+from bot.render.overview_model import (
+    EventView,
+    GateView,
+    IncidentView,
+    Overview,
+    RolloutView,
+    verb_words,
+)
 
 TITLE = "rollout-bot · rollouts"
 

@@ -24,7 +24,7 @@ from bot.domain.rollout import (
     pending_words,
     state_words,
 )
-from bot.slack import actions
+from bot.render import buttons as actions
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
@@ -237,7 +237,7 @@ def rollout_buttons(spec: RolloutSpec, status: RolloutStatus) -> list[Block]:
     if status.state is State.PAUSED:
         buttons.append(button("Resume", actions.RESUME, value, "primary"))
     if status.percent > 0 and status.state is not State.ROLLED_BACK:
-        # Asks why in a modal, which is its confirmation too (`bot.slack.reason_modal`).
+        # Asks why in a modal, which is its confirmation too (`bot.inbound.reason_modal`).
         buttons.append(button("Roll back", actions.ROLLBACK, value, "danger"))
     return buttons
 

@@ -15,9 +15,8 @@ from typing import Any
 
 from bot.domain.gates import held_words
 from bot.domain.rollout import State
-from bot.overview import IncidentView, Overview, RolloutView, verb_words
-from bot.slack import actions
-from bot.slack.blocks import (
+from bot.render import buttons as actions
+from bot.render.blocks import (
     _STATE_MARK,
     Block,
     button,
@@ -30,6 +29,7 @@ from bot.slack.blocks import (
     section,
     slack_date,
 )
+from bot.render.overview_model import IncidentView, Overview, RolloutView, verb_words
 
 VIEW_BLOCK_LIMIT = 100
 MAX_INCIDENTS_SHOWN = 10  # of each kind, at the top

@@ -19,8 +19,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.overview import OverviewSource
-from bot.slack.home import home_view
+from bot.render.app_home import home_view
+from bot.services.overview_reader import OverviewSource
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.exposure import flags_document, rollout_entry
 from bot.domain.rollout import Decision, Pause, RolloutSpec, State
+from bot.render import blocks
 from bot.services.rollouts import AUTOMATIC, Actor, RolloutService, status_of
-from bot.slack import blocks
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)

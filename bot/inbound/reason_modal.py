@@ -23,11 +23,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.inbound.answers import answer_click
 from bot.metrics import Metrics
+from bot.render import buttons as actions
+from bot.render.blocks import Block, escape
 from bot.services.rollouts import Actor, RolloutService
-from bot.slack import actions
-from bot.slack.answers import answer_click
-from bot.slack.blocks import Block, escape
 from commands.handle import Handler
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.slack.scopes import METHOD_SCOPES
+from bot.standin.scopes import METHOD_SCOPES
 
 JsonDict = dict[str, Any]
 MethodHandler = Callable[[JsonDict, str], JsonDict]

@@ -10,8 +10,8 @@ from typing import Any
 
 from bot.domain.durations import format_duration, format_elapsed
 from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
-from bot.slack import actions
-from bot.slack.blocks import Block, button, context, mention, section, slack_date
+from bot.render import buttons as actions
+from bot.render.blocks import Block, button, context, mention, section, slack_date
 
 MAX_ALERTS_SHOWN = 10
 PAGE_REF = "page:"  # page DMs are remembered as page:<incident>:<user>:<level>:<round>

@@ -17,7 +17,7 @@ from bot.domain.durations import format_elapsed
 from bot.domain.gates import Outcome, fmt_value
 from bot.domain.policy import EmergencyFreeze
 from bot.domain.rollout import AdvanceMode, RolloutSpec, RolloutStatus, State, state_words
-from bot.slack.blocks import (
+from bot.render.blocks import (
     Block,
     context,
     escape,
