@@ -16,7 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config, daily_summary_time
 from bot.domain.alerts import HoldPolicy
 from bot.domain.rollout import RolloutSpec
-from bot.inbound.alertmanager_endpoint import AlertIntake, EndpointAuth, alertmanager_handler
+from bot.inbound.alertmanager_endpoint import EndpointAuth, alertmanager_handler
 from bot.inbound.app_home_listener import AppHome
 from bot.inbound.dashboard_routes import add_dashboard
 from bot.inbound.http_server import build_web_app
@@ -25,8 +25,9 @@ from bot.inbound.rollout_listeners import build_app
 from bot.metrics import Metrics
 from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
 from bot.services import incident_outbox, responses
+from bot.services.alerts import AlertIntake
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
-from bot.services.flags import WEBHOOK, FlagsFile, Webhooks, read_document
+from bot.services.flags_file import FlagsFile, read_document
 from bot.services.gates import GATES, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
 from bot.services.incidents import TIMER_KIND, IncidentService
@@ -41,6 +42,7 @@ from bot.services.people import GroupMembers, People
 from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
 from bot.services.user_names import UserNames
+from bot.services.webhooks import WEBHOOK, Webhooks
 from bot.settings import Settings
 from bot.standin.web_api import SlackStandIn
 from commands.handle import Handler
@@ -193,6 +195,8 @@ class RolloutBot:
         )
         am = self.config.alertmanager
         self.alert_intake = AlertIntake(
+            sessions,
+            self.clock,
             self.incidents,
             self.service,
             HoldPolicy(am.hold_on_critical, am.hold_max_percent, am.critical_severity),
@@ -281,7 +285,9 @@ class RolloutBot:
             sessions,
             self.clock,
             oncall=self.config.oncall,
-            operators=self.config.roles.operators,
+            # Who may respond to any incident besides its chain: operators, and leads, who
+            # are the chain's last resort and answer for the rollout.
+            operators=[*self.config.roles.operators, *self.config.roles.leads],
             channel=self.config.channel,
             group_members=group_members,
         )

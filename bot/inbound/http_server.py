@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.domain.exposure import evaluate
 from bot.domain.policy import EmergencyFreeze
 from bot.metrics import Metrics
-from bot.services.flags import read_document
+from bot.services.flags_file import read_document
 from bot.services.rollouts import (
     RolloutService,
     holds_json,

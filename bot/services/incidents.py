@@ -362,7 +362,7 @@ class IncidentService:
             return Answer(
                 False,
                 f"You may not {verb} incident #{incident_id}: only the people in its on-call "
-                f"chain and operators may. Who may: {self.who_may(snapshot)}.",
+                f"chain, operators and leads may. Who may: {self.who_may(snapshot)}.",
                 incident_id,
             )
         for _ in range(MAX_RETRIES):

@@ -99,7 +99,7 @@ async def test_only_the_chain_and_operators_may_respond(
 
     refused = await SlackUser(http, bot, "U0STRANGER").say("ack 1")
     assert refused.startswith("You may not acknowledge incident #1"), refused
-    assert "<@U0FORGE>, <@U0HUDSON>, <!subteam^S0LEADS>, <@U0OPS>" in refused
+    assert "<@U0FORGE>, <@U0HUDSON>, <!subteam^S0LEADS>, <@U0OPS>, <@U0CORA>" in refused
     listed = await SlackUser(http, bot, "U0OPS").say("ack")
     assert "2 incidents are open" in listed and "/rollout ack 1" in listed
     assert "not an incident number" in await SlackUser(http, bot, "U0OPS").say("ack soon")
@@ -113,6 +113,18 @@ async def test_only_the_chain_and_operators_may_respond(
     assert [(r.state, r.acked_by) for r in rows] == [
         ("acknowledged", "U0LEAD1"), ("acknowledged", "U0OPS"),
     ]  # fmt: skip
+
+
+async def test_a_lead_outside_the_chain_may_acknowledge_as_the_readme_says(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    """Leads are the chain's last resort and answer for the rollout: one who is not in an
+    incident's chain may still take it at 3 a.m."""
+    bot = await make_bot(CONFIG)
+    await open_via_opener(bot)
+    reply = await SlackUser(http, bot, "U0CORA").say("ack 1")
+    assert reply.startswith("Acknowledged incident #1"), reply
+    assert [(r.state, r.acked_by) for r in await incidents(bot)] == [("acknowledged", "U0CORA")]
 
 
 async def click(
