@@ -601,8 +601,10 @@ def _not_yet(
     stage = status.stage(plan)
     soaking = False
     if stage is not None and status.stage_started_at is not None:
-        soaked = now - status.stage_started_at
-        left = stage.soak - soaked
+        # Green time counts, as for the automatic advance; red gates are said below.
+        ends = soak_ends_at(spec, status, observations) or status.stage_started_at + stage.soak
+        left = ends - now
+        soaked = stage.soak - left
         soaking = left > timedelta(0)
         if soaking:
             said.append(
@@ -816,6 +818,34 @@ def _wait(status: RolloutStatus, waiting: Waiting, to: int) -> Decision:
     return Decision(new, change, (Announce(),))
 
 
+def green_since(
+    gates: tuple[str, ...], stage_started_at: datetime, observations: Observations
+) -> datetime | None:
+    """Since when the stage has been green without a break: its start, or the latest
+    moment a gate turned green after it. None while a gate is not green (or unmeasured):
+    the soak then counts from whenever every gate is green again."""
+    green_from = stage_started_at
+    for name in gates:
+        view = observations.get(name)
+        if view is None or view.outcome is not Outcome.PASS:
+            return None
+        green_from = max(green_from, view.since)
+    return green_from
+
+
+def soak_ends_at(
+    spec: RolloutSpec, status: RolloutStatus, observations: Observations
+) -> datetime | None:
+    """When the current stage will have soaked green, as `decide` judges it: the green
+    stretch's start plus the stage's soak. None before a stage, or while a gate is not
+    green. Checkpoints, App Home and the dashboard say this, never their own sum."""
+    stage = status.stage(spec.plan)
+    if stage is None or status.stage_started_at is None:
+        return None
+    since = green_since(spec.gates, status.stage_started_at, observations)
+    return None if since is None else since + stage.soak
+
+
 def _green_soak_left(
     spec: RolloutSpec,
     stage_started_at: datetime,
@@ -829,7 +859,6 @@ def _green_soak_left(
     whole soak within this stage. A gate that turned red or unknown during the soak
     starts the soak again when it turns green: only watched, green time counts.
     """
-    green_from = stage_started_at
     for name in spec.gates:
         view = observations.get(name)
         if view is None:
@@ -838,7 +867,8 @@ def _green_soak_left(
             return f"gate {name} is {view.outcome.value}"
         if not view.fresh(now):
             return f"gate {name} was {stale_words(view, now)}"
-        green_from = max(green_from, view.since)
+    green_from = green_since(spec.gates, stage_started_at, observations)
+    assert green_from is not None  # every gate is green, checked above
     left = green_from + soak - now
     if left > timedelta(0):
         return f"{format_duration(left)} of green soak left"

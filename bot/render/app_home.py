@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot.domain.durations import format_duration
 from bot.domain.gates import held_words
 from bot.domain.rollout import State
 from bot.render import buttons as actions
@@ -116,6 +117,13 @@ def _rollout_blocks(r: RolloutView, thread: str = "") -> list[Block]:
         f"`{progress_bar(r.percent)}` *{r.percent} %* · {where}",
         f"Plan *{r.plan}*: {plan} %",
     ]
+    if r.state == "progressing" and r.soak is not None:
+        ends = r.soak_ends_at
+        lines.append(
+            f"Soaks until {slack_date(ends)}"
+            if ends is not None
+            else f"Soak of {format_duration(r.soak)}: counts once every gate is green"
+        )
     if r.hold_reason:
         lines.append(f"Held: {escape(r.hold_reason)}")
     if r.held_by:

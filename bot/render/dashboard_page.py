@@ -257,8 +257,10 @@ def _where(r: RolloutView) -> str:
 
 def _soak(r: RolloutView, overview: Overview) -> str:
     ends = r.soak_ends_at
-    if r.state != "progressing" or ends is None or r.soak is None:
+    if r.state != "progressing" or r.soak is None:
         return ""
+    if ends is None:
+        return f"; soak {format_duration(r.soak)}, counting once every gate is green"
     return (
         f"; soak {format_duration(r.soak)}, until "
         f'<time datetime="{ends.isoformat()}">{_time(ends, overview)}</time>'

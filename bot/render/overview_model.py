@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.gates import GateHold
+from bot.domain.gates import GateHold, Observations
 from bot.domain.policy import EmergencyFreeze, Frozen
 from bot.domain.rollout import (
     HOLD_CHANGE,
@@ -23,6 +23,7 @@ from bot.domain.rollout import (
     RolloutSpec,
     RolloutStatus,
     Waiting,
+    soak_ends_at,
     state_words,
 )
 
@@ -102,6 +103,7 @@ class RolloutView:
     hold_reason: str = ""
     stage_started_at: datetime | None = None
     soak: timedelta | None = None
+    soak_ends_at: datetime | None = None  # as `decide` judges it; None while a gate is not green
     gate_names: tuple[str, ...] = ()  # configured gates, measured or not
     events: tuple[EventView, ...] = ()  # newest first
     gates: tuple[GateView, ...] = ()
@@ -111,11 +113,6 @@ class RolloutView:
     waiting: Waiting | None = None  # why its due automatic advance waits
     frozen: Frozen | None = None  # a freeze window or the emergency freeze, holding now
 
-    @property
-    def soak_ends_at(self) -> datetime | None:
-        if self.stage_started_at is None or self.soak is None:
-            return None
-        return self.stage_started_at + self.soak
 
 
 @dataclass(frozen=True)
@@ -145,6 +142,7 @@ def build_overview(
     gates: Mapping[str, Sequence[GateView]] | None = None,
     incidents: Sequence[IncidentView] = (),
     freeze: EmergencyFreeze | None = None,
+    observations: Mapping[str, Observations] | None = None,
 ) -> Overview:
     """The view-model, in config order. `events` are the service's history rows, oldest first."""
     rollouts = []
@@ -166,6 +164,7 @@ def build_overview(
                 hold_reason=status.hold_reason,
                 stage_started_at=status.stage_started_at,
                 soak=stage.soak if stage else None,
+                soak_ends_at=soak_ends_at(spec, status, (observations or {}).get(name, {})),
                 gate_names=spec.gates,
                 events=tuple(_event(e) for e in reversed(events.get(name, ()))),
                 gates=tuple((gates or {}).get(name, ())),

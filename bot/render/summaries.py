@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.durations import format_elapsed
+from bot.domain.durations import format_duration, format_elapsed
 from bot.domain.gates import Outcome, fmt_value
 from bot.domain.policy import EmergencyFreeze
 from bot.domain.rollout import AdvanceMode, RolloutSpec, RolloutStatus, State, state_words
@@ -92,6 +92,7 @@ class CheckpointView:
     changes: Sequence[ChangeLine] = ()
     missing: Sequence[str] = field(default_factory=tuple)  # "gates: Prometheus unreachable"
     freeze: EmergencyFreeze | None = None  # `/rollout freeze`: every advance stopped
+    soak_ends: datetime | None = None  # as `decide` judges it (`soak_ends_at`)
 
 
 def next_step(view: CheckpointView) -> str:
@@ -120,11 +121,15 @@ def next_step(view: CheckpointView) -> str:
     stage = status.stage(spec.plan)
     if stage is None or status.stage_started_at is None:
         return "Progressing."
-    soak_end = status.stage_started_at + stage.soak
     red = [g.name for g in view.gates if g.outcome is not Outcome.PASS]
     final = status.stage_index == len(spec.plan.stages) - 1
-    if red:
-        return f"Waits for green gates ({', '.join(red)}); the soak ends {slack_date(soak_end)}."
+    soak_end = view.soak_ends
+    if red or soak_end is None:
+        gates = ", ".join(red) or "not measured yet"
+        return (
+            f"Waits for green gates ({gates}); its {format_duration(stage.soak)} soak counts "
+            "green time only."
+        )
     if soak_end > view.now and final:
         return f"Watched at {status.percent} % until {slack_date(soak_end)}, then complete."
     if soak_end > view.now:

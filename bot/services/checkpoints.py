@@ -31,7 +31,14 @@ from bot.domain.assess import GateRule
 from bot.domain.cadence import Rule, next_checkpoint
 from bot.domain.gates import Outcome
 from bot.domain.plans import tier_for
-from bot.domain.rollout import ACTIVE_STATES, Decision, RolloutSpec, RolloutStatus, State
+from bot.domain.rollout import (
+    ACTIVE_STATES,
+    Decision,
+    RolloutSpec,
+    RolloutStatus,
+    State,
+    soak_ends_at,
+)
 from bot.prometheus import Series, SeriesSource
 from bot.render.charts import ChartData, GateSeries, alt_text, render_chart
 from bot.render.summaries import (
@@ -211,8 +218,9 @@ class CheckpointService:
         changes = sorted(
             [*map(_change, events), *map(_response, responses)], key=lambda c: c.at
         )
+        soak_ends = soak_ends_at(spec, status, gate_views)
         return CheckpointView(
-            spec, status, now, gates, incidents, changes, tuple(missing), freeze
+            spec, status, now, gates, incidents, changes, tuple(missing), freeze, soak_ends
         )
 
     def _gate_line(

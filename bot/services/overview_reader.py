@@ -26,7 +26,7 @@ from storage.incidents import IncidentLogRow, Incidents
 from storage.message_refs import refs_starting
 from storage.repository import Repository
 
-GateSource = Callable[[], Awaitable[Mapping[str, Sequence[GateView]]]]
+GateSource = Callable[[], Awaitable[Mapping[str, Mapping[str, GateStateView]]]]
 IncidentSource = Callable[[], Awaitable[Sequence[IncidentView]]]
 
 
@@ -62,7 +62,7 @@ class OverviewSource:
         if self.recent_events:
             for name in self.service.specs:
                 events[name] = await self.service.history(name, limit=self.recent_events)
-        gates = await self.gates() if self.gates is not None else None
+        observations = await self.gates() if self.gates is not None else {}
         incidents = await self.incidents() if self.incidents is not None else ()
         return build_overview(
             self.service.specs,
@@ -70,9 +70,16 @@ class OverviewSource:
             events,
             self.clock.now(),
             timezone=self.timezone,
-            gates=gates,
+            gates={
+                name: [
+                    GateView(v.name, v.outcome.value, v.value, v.threshold)
+                    for v in (views[g] for g in self.service.specs[name].gates if g in views)
+                ]
+                for name, views in observations.items()
+            },
             incidents=incidents,
             freeze=await self.service.emergency(),
+            observations=observations,
         )
 
 
@@ -85,18 +92,13 @@ class _GateStates(Protocol):
 def gate_states(gates: _GateStates, service: RolloutService) -> GateSource:
     """The latest gate outcomes of every rollout, as the control loop last measured them."""
 
-    async def read() -> Mapping[str, Sequence[GateView]]:
+    async def read() -> Mapping[str, Mapping[str, GateStateView]]:
         now = service.clock.now()
-        found: dict[str, list[GateView]] = {}
+        found: dict[str, Mapping[str, GateStateView]] = {}
         async with service.reader() as session:
             for name, spec in service.specs.items():
-                if not spec.gates:
-                    continue
-                views = await gates.observations(session, spec, now)
-                found[name] = [
-                    GateView(v.name, v.outcome.value, v.value, v.threshold)
-                    for v in (views[g] for g in spec.gates if g in views)
-                ]
+                if spec.gates:
+                    found[name] = await gates.observations(session, spec, now)
         return found
 
     return read

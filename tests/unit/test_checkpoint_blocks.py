@@ -49,7 +49,9 @@ def replace_gate(name: str, gate: GateLine) -> tuple[GateLine, ...]:
 
 
 SITUATIONS = {
-    "all_green": CheckpointView(SPEC, AT_10, NOW, GREEN, changes=ADVANCED),
+    "all_green": CheckpointView(
+        SPEC, AT_10, NOW, GREEN, changes=ADVANCED, soak_ends=STARTED + timedelta(days=1)
+    ),
     "gate_failing": CheckpointView(
         SPEC,
         AT_10,

@@ -10,6 +10,8 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from bot.config import parse_config
+from bot.domain.gates import GateView as DomainGateView
+from bot.domain.gates import Outcome
 from bot.domain.rollout import RolloutStatus, State
 from bot.inbound.dashboard_routes import COOKIE, Access, DashboardAuth, is_loopback, sse
 from bot.render import dashboard_page as dashboard
@@ -61,6 +63,8 @@ def overview(**kw: object) -> Overview:
             event(NOW - timedelta(hours=2), "advance", 5, 25),
         ]
     }
+    green = {"error_rate": DomainGateView("error_rate", Outcome.PASS, NOW - timedelta(hours=2))}
+    kw.setdefault("observations", {"phase-4": green})
     return build_overview(SPECS, statuses, events, NOW, **kw)  # type: ignore[arg-type]
 
 

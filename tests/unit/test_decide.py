@@ -150,9 +150,13 @@ def test_pause_and_resume_do_not_change_the_percentage() -> None:
 GATED = RolloutSpec("phase-4", "phase_4_deployment", BUILTIN_PLANS["safe"], ("error_rate",))
 
 
-def view(outcome: Outcome, measured_ago: timedelta = timedelta(seconds=10)) -> GateView:
+def view(
+    outcome: Outcome,
+    measured_ago: timedelta = timedelta(seconds=10),
+    since: timedelta = timedelta(hours=30),
+) -> GateView:
     return GateView(
-        "error_rate", outcome, NOW - timedelta(hours=1), 0.02, 0.005, measured_at=NOW - measured_ago
+        "error_rate", outcome, NOW - since, 0.02, 0.005, measured_at=NOW - measured_ago
     )
 
 
@@ -298,3 +302,12 @@ def test_an_unfinished_soak_and_a_red_gate_are_both_named() -> None:
     assert result.hint == (
         "Wait for the soak and the gates, or type `/rollout advance next phase-4 force <reason>`."
     )
+
+
+def test_a_manual_advance_counts_green_time_as_the_automatic_one_does() -> None:
+    """The stage started 30 h ago, but its gate turned green only an hour ago: the 1 d soak
+    has 23 h left, for a person as for the bot."""
+    green_an_hour = {"error_rate": view(Outcome.PASS, since=timedelta(hours=1))}
+    result = decide(GATED, at(P, 5), green_an_hour, Advance(), NOW)
+    assert isinstance(result, Refusal)
+    assert result.problem.startswith("phase-4 has soaked 1h of its 1d at 5 %: 23h left.")
