@@ -21,10 +21,11 @@ from pydantic import (
     model_validator,
 )
 
-from bot.domain.assess import GateRule, OnNoData
-from bot.domain.cadence import Rule
+from bot.domain.assess import DEFAULT_WINDOWS, GateRule, OnNoData
+from bot.domain.cadence import DEFAULT_CADENCE, Rule
 from bot.domain.durations import format_duration, parse_duration
-from bot.domain.plans import BUILTIN_PLANS, Plan, Stage, Tier
+from bot.domain.gates import DEFAULT_GRACE, DEFAULT_INTERVAL
+from bot.domain.plans import BUILTIN_PLANS, TIER_TOPS, Plan, Stage, Tier
 from bot.domain.policy import FreezeWindow, Policy, Role, TwoPerson, day_number
 from bot.domain.rollout import AdvanceMode, RolloutSpec
 
@@ -127,22 +128,18 @@ class GateConfig(_Model):
     fail_above: TieredFloat | None = Field(default=None, description="red when the value is above")
     fail_below: TieredFloat | None = Field(default=None, description="red when the value is below")
     for_: TieredDuration = Field(
-        default=Tiered[timedelta](
-            canary=timedelta(minutes=5),
-            progressive=timedelta(minutes=5),
-            final=timedelta(minutes=10),
-        ),
+        default=Tiered[timedelta](**{t.value: w for t, w in DEFAULT_WINDOWS.items()}),
         alias="for",
         description="how long it must stay red before the rollout rolls back",
     )
     interval: Duration = Field(
-        default=timedelta(seconds=30), description="how often it is measured"
+        default=DEFAULT_INTERVAL, description="how often it is measured"
     )
     on_no_data: Literal["hold", "fail", "pass"] = Field(
         default="hold", description="what an empty result means"
     )
     no_data_grace: Duration = Field(
-        default=timedelta(minutes=10),
+        default=DEFAULT_GRACE,
         description="how long no data or a down source may last before on-call is paged",
     )
 
@@ -312,7 +309,9 @@ class AlertmanagerConfig(_Model):
     hold_on_critical: bool = Field(
         default=True, description="pause a canary-tier rollout when a critical alert fires"
     )
-    hold_max_percent: int = Field(default=10, ge=0, le=100, description="the canary tier's top")
+    hold_max_percent: int = Field(
+        default=TIER_TOPS[Tier.CANARY], ge=0, le=100, description="the canary tier's top"
+    )
     critical_severity: str = Field(default="critical", description="the `severity` label value")
 
 
@@ -326,11 +325,7 @@ class PrometheusConfig(_Model):
 
 
 def _default_checkpoints() -> list[CheckpointRule]:
-    return [
-        CheckpointRule(until=timedelta(hours=6), every=timedelta(minutes=15)),
-        CheckpointRule(until=timedelta(hours=24), every=timedelta(hours=1)),
-        CheckpointRule(every=timedelta(hours=3)),
-    ]
+    return [CheckpointRule(until=r.until, every=r.every) for r in DEFAULT_CADENCE]
 
 
 class RolloutConfig(_Model):

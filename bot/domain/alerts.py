@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.domain.plans import TIER_TOPS, Tier
 from bot.domain.rollout import RolloutSpec, RolloutStatus, State
 
 MATCH_LABELS = ("rollout", "flag")
-CANARY_MAX_PERCENT = 10  # the canary tier of `plans.tier_for`
+CANARY_MAX_PERCENT = TIER_TOPS[Tier.CANARY]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import pairwise
 
-from bot.domain.gates import STALE_AFTER, GateView, Outcome, fmt_value
+from bot.domain.gates import (
+    DEFAULT_GRACE,
+    DEFAULT_INTERVAL,
+    STALE_AFTER,
+    GateView,
+    Outcome,
+    fmt_value,
+)
 from bot.domain.plans import Tier
 
 
@@ -24,6 +31,15 @@ class OnNoData(StrEnum):
     HOLD = "hold"  # unknown: no advance, page on-call after the grace period
     FAIL = "fail"  # counts as red: sustained, it rolls the rollout back
     PASS = "pass"  # an empty result is green (low-traffic services); never a down source
+
+
+# How long a gate must stay red before it rolls the rollout back, where the config does
+# not say: the field reports' sustain windows.
+DEFAULT_WINDOWS: dict[Tier, timedelta] = {
+    Tier.CANARY: timedelta(minutes=5),
+    Tier.PROGRESSIVE: timedelta(minutes=5),
+    Tier.FINAL: timedelta(minutes=10),
+}
 
 
 @dataclass(frozen=True)
@@ -35,15 +51,15 @@ class GateRule:
     fail_above: Mapping[Tier, float] | None = None
     fail_below: Mapping[Tier, float] | None = None
     window: Mapping[Tier, timedelta] = field(default_factory=dict)
-    interval: timedelta = timedelta(seconds=30)
+    interval: timedelta = DEFAULT_INTERVAL
     on_no_data: OnNoData = OnNoData.HOLD
-    no_data_grace: timedelta = timedelta(minutes=10)
+    no_data_grace: timedelta = DEFAULT_GRACE
 
     def query_for(self, flag: str) -> str:
         return self.query.replace("{flag}", flag)
 
     def window_at(self, tier: Tier) -> timedelta:
-        return self.window.get(tier, timedelta(minutes=5))
+        return self.window.get(tier, DEFAULT_WINDOWS[tier])
 
     def threshold_at(self, tier: Tier) -> float | None:
         """The threshold shown for this tier: the upper one, else the lower one."""

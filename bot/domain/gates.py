@@ -17,6 +17,9 @@ class Outcome(StrEnum):
     SOURCE_DOWN = "source_down"  # Prometheus unreachable, timed out, or refused the query
 
 
+# A gate's defaults, where the config leaves them out (the field reports' numbers).
+DEFAULT_INTERVAL = timedelta(seconds=30)  # how often it is measured
+DEFAULT_GRACE = timedelta(minutes=10)  # how long unknown before on-call is paged
 STALE_AFTER = 3  # intervals without a measurement after which a gate's outcome is stale
 
 
@@ -37,9 +40,15 @@ class GateView:
     query: str = ""
     detail: str = ""
     measured_at: datetime | None = None  # when it was last measured
-    grace: timedelta = timedelta(minutes=10)  # how long it may stay unknown before a page
+    grace: timedelta = DEFAULT_GRACE  # how long it may stay unknown before a page
     escalated: bool = False  # on-call was paged for the current unknown episode
-    interval: timedelta = timedelta(seconds=30)  # how often it is measured
+    interval: timedelta = DEFAULT_INTERVAL  # how often it is measured
+
+    @property
+    def side(self) -> str:
+        """Which side of its threshold a red value is: "below" for a `fail_below` breach
+        (its assessment's detail says so), else "above"."""
+        return "below" if self.detail.startswith("below") else "above"
 
     def sustained(self, now: datetime) -> bool:
         return now - self.since >= self.window
@@ -121,7 +130,7 @@ def describe(view: GateView) -> str:
     if view.outcome is Outcome.FAIL:
         if view.value is None:
             return "failing — " + (view.detail or "no value")
-        side = "below" if view.detail.startswith("below") else "above"
+        side = view.side
         return f"failing — {fmt_value(view.value)} {side} {fmt_value(view.threshold)}"
     if view.outcome is Outcome.NO_DATA:
         return "no data" + (f" ({view.detail})" if view.detail else "")

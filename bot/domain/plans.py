@@ -15,11 +15,14 @@ class Tier(StrEnum):
     FINAL = "final"  # above 50 %
 
 
+# The top percent of each tier; above the last one, FINAL. Stated here only.
+TIER_TOPS: dict[Tier, int] = {Tier.CANARY: 10, Tier.PROGRESSIVE: 50}
+
+
 def tier_for(percent: int) -> Tier:
-    if percent <= 10:
-        return Tier.CANARY
-    if percent <= 50:
-        return Tier.PROGRESSIVE
+    for tier, top in TIER_TOPS.items():
+        if percent <= top:
+            return tier
     return Tier.FINAL
 
 

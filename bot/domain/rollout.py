@@ -955,7 +955,7 @@ def gate_reason(view: GateView) -> str:
     if view.value is None:
         what = view.detail or "no value"
     else:
-        side = "below" if view.detail.startswith("below") else "above"
+        side = view.side
         what = f"{fmt_value(view.value)} {side} the threshold {fmt_value(view.threshold)}"
     return f"gate {view.name}: {what} for {format_duration(view.window)}"
 

@@ -25,6 +25,7 @@ from bot.domain.rollout import (
     state_words,
 )
 from bot.render import buttons as actions
+from bot.render.overview_model import verb_words
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
@@ -35,24 +36,6 @@ _STATE_MARK = {
     State.PAUSED: "⏸️",
     State.ROLLED_BACK: "⏪",
     State.COMPLETED: "✅",
-}
-_VERB_WORDS = {
-    "start": "started",
-    "advance": "advanced",
-    "pause": "paused",
-    "resume": "resumed",
-    "rollback": "rolled back",
-    "complete": "completed",
-    "hold": "held",
-    "request": "asked to move",
-    "cancel": "withdrew the request to move",
-    "expire": "let expire the request to move",
-    "wait": "holds the automatic advance of",
-    "freeze": "froze every rollout",
-    "unfreeze": "lifted the freeze on every rollout",
-    HOLD_START: "held",
-    HOLD_CHANGE: "updated the hold",
-    HOLD_END: "lifted the hold",
 }
 
 
@@ -284,7 +267,7 @@ def gate_lines(view: GateView, prometheus_url: str, now_words: str = "") -> list
     """A gate's evidence: name, measured value, threshold, window, query and a link."""
     window = format_duration(view.window)
     if view.outcome is Outcome.FAIL and view.value is not None:
-        side = "below" if view.detail.startswith("below") else "above"
+        side = view.side
         head = (
             f"🔴 Gate *{view.name}*: measured *{fmt_value(view.value)}*, {side} the threshold "
             f"*{fmt_value(view.threshold)}*, for the whole window of *{window}*"
@@ -315,7 +298,7 @@ def change_message(
     if change.verb in (HOLD_START, HOLD_CHANGE, HOLD_END):
         text = hold_line(spec, change, status, gates)
         return {"text": text.replace("*", ""), "blocks": [section(text)]}
-    verb = _VERB_WORDS.get(change.verb, change.verb)
+    verb = verb_words(change.verb)
     if change.from_percent != change.to_percent:
         movement = f"{change.from_percent} % → *{change.to_percent} %*"
     else:
@@ -435,7 +418,7 @@ def history_message(name: str, events: Sequence[dict[str, Any]]) -> dict[str, An
         return {"text": text, "blocks": [section(text)]}
     lines = [f"*{name}* — last {len(events)} changes:"]
     for e in events:
-        verb = _VERB_WORDS.get(e["verb"], e["verb"])
+        verb = verb_words(e["verb"])
         line = f"• {slack_date(e['at'])} {mention(e['actor'])} {verb}"
         if not e.get("every_rollout"):
             line += f" {e['from_percent']} % → {e['to_percent']} % ({e['source']})"
