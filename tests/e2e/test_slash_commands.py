@@ -416,17 +416,12 @@ _answers = iter(range(1, 1_000_000))
 
 
 async def click(
-    http: aiohttp.ClientSession,
-    bot: RolloutBot,
-    standin: SlackStandIn,
-    action_id: str,
-    user: str = "U0CORA",
-    action_ts: str | None = None,
-    trigger_id: str | None = None,
+    http: aiohttp.ClientSession, bot: RolloutBot, standin: SlackStandIn, *args: Any, **kw: Any
 ) -> tuple[int, str]:
-    """Click a button on the rollout's thread parent as drawn now. Returns the HTTP status
-    and the tag of the click's response_url (its posts are `response_url:<tag>` calls)."""
-    body, tag = await click_body(bot, standin, action_id, user, action_ts, trigger_id)
+    """Click a button on the rollout's thread parent as drawn now (arguments as for
+    `click_body`). Returns the HTTP status and the tag of the click's response_url (its
+    posts are `response_url:<tag>` calls)."""
+    body, tag = await click_body(bot, standin, *args, **kw)
     status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
     return status, tag
 

@@ -21,6 +21,7 @@ from storage.incidents import AlertNotificationRow, IncidentRow
 from storage.models import OutboxRow
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import (
+    ONCALL,
     alert,
     dms,
     incidents,
@@ -34,15 +35,7 @@ from tests.support.incidents import (
 TOKEN = "alertmanager-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
-CONFIG = """
-channel: "#deployments"
-roles:
-  leads: [U0CORA]
-  operators: [U0OPS]
-oncall:
-  chain:
-    - {user: U0FORGE, wait: 5m}
-    - {user: U0HUDSON, wait: 5m}
+CONFIG = ONCALL + """\
 alertmanager:
   %s
 rollouts:

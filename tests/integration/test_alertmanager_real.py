@@ -9,18 +9,10 @@ import aiohttp
 from bot.standin.web_api import Call, SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.alertmanager_server import AlertmanagerFactory
-from tests.support.incidents import incident_log, incidents, settle
+from tests.support.incidents import ONCALL, incident_log, incidents, settle
 
 TOKEN = "alertmanager-real-token-0123456789"
-CONFIG = f"""
-channel: "#deployments"
-roles:
-  leads: [U0CORA]
-  operators: [U0OPS]
-oncall:
-  chain:
-    - {{user: U0FORGE, wait: 5m}}
-    - {{user: U0HUDSON, wait: 5m}}
+CONFIG = ONCALL + f"""\
 alertmanager:
   bearer_token: {TOKEN}
 rollouts:

@@ -13,6 +13,7 @@ from bot.clock import ManualClock
 from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import (
+    ONCALL,
     dms,
     incident_log,
     incidents,
@@ -22,15 +23,7 @@ from tests.support.incidents import (
     updates,
 )
 
-CHAIN = """
-channel: "#deployments"
-roles:
-  leads: [U0CORA]
-  operators: [U0OPS]
-oncall:
-  chain:
-    - {user: U0FORGE, wait: 5m}
-    - {user: U0HUDSON, wait: 5m}
+CHAIN = ONCALL + """\
     - {group: S0LEADS, wait: 10m}
   repeat: 2
   %s

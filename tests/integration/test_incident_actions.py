@@ -19,6 +19,7 @@ from bot.standin.web_api import SlackStandIn
 from storage.models import TimerRow
 from tests.conftest import SECRET, BotFactory, SlackUser
 from tests.support.incidents import (
+    ONCALL,
     dms,
     incident_log,
     incidents,
@@ -29,15 +30,7 @@ from tests.support.incidents import (
 )
 from tests.support.slack_requests import block_action_body, post_signed
 
-CONFIG = """
-channel: "#deployments"
-roles:
-  leads: [U0CORA]
-  operators: [U0OPS]
-oncall:
-  chain:
-    - {user: U0FORGE, wait: 5m}
-    - {user: U0HUDSON, wait: 5m}
+CONFIG = ONCALL + """\
     - {group: S0LEADS, wait: 10m}
 rollouts:
   - name: phase-4

@@ -14,17 +14,9 @@ from bot.clock import ManualClock
 from bot.domain.assess import Measurement
 from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
-from tests.support.incidents import dms, incidents, posts, settle, updates
+from tests.support.incidents import ONCALL, dms, incidents, posts, settle, updates
 
-CONFIG = """
-channel: "#deployments"
-roles:
-  leads: [U0CORA]
-  operators: [U0OPS]
-oncall:
-  chain:
-    - {user: U0FORGE, wait: 5m}
-    - {user: U0HUDSON, wait: 5m}
+CONFIG = ONCALL + """\
   repeat: 1
 gates:
   error_rate:

@@ -13,7 +13,7 @@ from bot.clock import ManualClock
 from bot.domain.assess import Measurement
 from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser
-from tests.support.incidents import dms, incidents, posts, settle
+from tests.support.incidents import ONCALL, dms, incidents, posts, settle
 
 
 class SetSource:
@@ -26,15 +26,7 @@ class SetSource:
         return self.answer
 
 
-CONFIG = """
-channel: "#deployments"
-roles:
-  leads: [U0CORA]
-  operators: [U0OPS]
-oncall:
-  chain:
-    - {user: U0FORGE, wait: 5m}
-    - {user: U0HUDSON, wait: 5m}
+CONFIG = ONCALL + """\
 gates:
   error_rate:
     query: 'sum(rate(errors{flag="{flag}"}[1m]))'

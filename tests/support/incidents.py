@@ -19,6 +19,20 @@ from storage.repository import Repository
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+# The people and the two-level on-call chain most incident tests share; a test appends
+# more levels, `repeat:`, gates and its rollouts.
+ONCALL = """\
+channel: "#deployments"
+roles:
+  leads: [U0CORA]
+  operators: [U0OPS]
+oncall:
+  chain:
+    - {user: U0FORGE, wait: 5m}
+    - {user: U0HUDSON, wait: 5m}
+"""
+
+
 async def settle(bot: RolloutBot, timeout: float = 10.0) -> None:
     """Wait until nothing is due: no timer due now, no message waiting in the outbox."""
     loop = asyncio.get_running_loop()

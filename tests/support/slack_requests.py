@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from slack_sdk.signature import SignatureVerifier
+
+from bot.standin.signed import signed_headers as sign
 
 TEAM_ID = "T0TEST"
 TEAM_DOMAIN = "rollout-test"
@@ -153,38 +154,10 @@ def block_action_payload(
     }
 
 
-def block_action_body(
-    action_id: str,
-    value: str,
-    *,
-    user_id: str = "U0CORA",
-    user_name: str = "cora",
-    channel_id: str = "C0DEPLOY",
-    channel_name: str = "deployments",
-    message_ts: str = "1700000000.000100",
-    action_ts: str | None = None,
-    response_url: str | None = None,
-    block_id: str = "actions",
-    message_text: str = "",
-    message_blocks: list[dict[str, Any]] | None = None,
-    trigger_id: str | None = None,
-) -> str:
-    """A button click's form body: ``payload=<urlencoded JSON>``."""
-    payload = block_action_payload(
-        action_id,
-        value,
-        user_id=user_id,
-        user_name=user_name,
-        channel_id=channel_id,
-        channel_name=channel_name,
-        message_ts=message_ts,
-        action_ts=action_ts,
-        response_url=response_url,
-        block_id=block_id,
-        message_text=message_text,
-        message_blocks=message_blocks,
-        trigger_id=trigger_id,
-    )
+def block_action_body(action_id: str, value: str, **fields: Any) -> str:
+    """A button click's form body: ``payload=<urlencoded JSON>``; `fields` as for
+    `block_action_payload`."""
+    payload = block_action_payload(action_id, value, **fields)
     return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
 
 
@@ -196,14 +169,9 @@ def signed_headers(
     retry_num: int | None = None,
     retry_reason: str = "http_timeout",
 ) -> dict[str, str]:
-    """Headers Slack sends with a form body: content type, timestamp, v0 signature, retries."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": signature or "",
-    }
+    """Headers Slack sends with a form body (the product's own signer), and its retry
+    headers when `retry_num` is given."""
+    headers = sign(body, secret, now=timestamp)
     if retry_num is not None:
         headers["X-Slack-Retry-Num"] = str(retry_num)
         headers["X-Slack-Retry-Reason"] = retry_reason
