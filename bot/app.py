@@ -115,26 +115,6 @@ class RolloutBot:
         await migrate(self.engine)
         sessions = sessionmaker(self.engine)
         specs = self.config.specs()
-        self.gates = GateService(
-            sessions, specs, self.config.gate_rules(), self._metrics_source(), self.clock
-        )
-        self.service = RolloutService(
-            sessions,
-            specs,
-            self.config.channel,
-            self.clock,
-            observations=self.gates.observations,
-            reader=reader(self.engine),
-        )
-        self.service.prometheus_url = self.prometheus_url
-        self.gates.service = self.service
-        self.webhooks = Webhooks(
-            sessions, specs, self.config.webhooks(), self.clock, self.config.channel
-        )
-        self.webhooks.service = self.service
-        self.service.hooks += [self.gates.on_decision, self.webhooks.on_decision]
-        await self.service.prepare()
-        await self.gates.follow_config()
         self.outbox = OutboxWorker(
             sessions,
             client,
@@ -144,13 +124,39 @@ class RolloutBot:
             senders={**incident_outbox.SENDERS, **responses.SENDERS},
         )
         self.scheduler = Scheduler(sessions, self.clock, poll_seconds=self.poll_seconds)
+        self.incidents = self._incidents(sessions, client)
+        self.gates = GateService(
+            sessions,
+            specs,
+            self.config.gate_rules(),
+            self._metrics_source(),
+            self.clock,
+            incidents=self.incidents,
+        )
+        self.service = RolloutService(
+            sessions,
+            specs,
+            self.config.channel,
+            self.clock,
+            observations=self.gates.observations,
+            reader=reader(self.engine),
+            incidents=self.incidents,
+            prometheus_url=self.prometheus_url,
+        )
+        # The one cycle left: the gate tick decides through the rollout service, whose
+        # decisions set the gate timers. `bind` closes it, once, here.
+        self.gates.bind(self.service)
+        self.webhooks = Webhooks(
+            sessions, specs, self.config.webhooks(), self.clock, self.config.channel
+        )
+        self.webhooks.bind(self.service)
+        self.service.hooks += [self.gates.on_decision, self.webhooks.on_decision]
+        await self.service.prepare()
+        await self.gates.follow_config()
         self.scheduler.on(GATES, self.gates.tick)
         self.scheduler.on(SOAK, self.gates.soak_ended)
         self.scheduler.on(WEBHOOK, self.webhooks.deliver)
         self.service.on_change.append(self.outbox.kick.set)
-        self.incidents = self._incidents(sessions, client)
-        self.service.incidents = self.incidents
-        self.gates.incidents = self.incidents
         self.service.on_change.append(self.scheduler.kick.set)
         self.flags_file: FlagsFile | None = None
         if self.config.flags_file:

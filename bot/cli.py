@@ -9,11 +9,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, load_config
 from bot.domain.assess import GateRule
 from bot.domain.durations import format_duration
 from bot.domain.plans import Tier
 from bot.domain.policy import Policy
+from bot.errors import ConfigError
 from bot.settings import Settings
 
 

@@ -28,6 +28,7 @@ from bot.domain.gates import DEFAULT_GRACE, DEFAULT_INTERVAL
 from bot.domain.plans import BUILTIN_PLANS, TIER_TOPS, Plan, Stage, Tier
 from bot.domain.policy import FreezeWindow, Policy, Role, TwoPerson, day_number
 from bot.domain.rollout import AdvanceMode, RolloutSpec
+from bot.errors import ConfigError
 
 
 def _duration(value: Any) -> Any:
@@ -476,18 +477,6 @@ class Config(_Model):
             )
             for r in self.rollouts
         }
-
-
-class ConfigError(Exception):
-    """A config that cannot load; each line names the field and where it is."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
-
-    def report(self) -> str:
-        return "\n".join(f"{self.source}:{p}" for p in self.problems)
 
 
 def load_config(path: str | Path) -> Config:

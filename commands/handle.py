@@ -10,11 +10,12 @@ from typing import Any
 from bot.domain.escalation import IncidentState
 from bot.domain.policy import Policy
 from bot.domain.rollout import ACTIVE_STATES, Cancel, Confirm, RolloutStatus, state_words
+from bot.errors import ParseError
 from bot.render import blocks, incident_blocks
 from bot.services.incidents import IncidentService, parse_incident_id
 from bot.services.people import People
 from bot.services.rollouts import Actor, RolloutService
-from commands.parse import ParseError, Request, help_text, parse
+from commands.parse import Request, help_text, parse
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from bot.domain.rollout import (
     Rollback,
     Start,
 )
+from bot.errors import ParseError
 from commands import names
 
 USAGE: dict[str, str] = {
@@ -76,15 +77,6 @@ class Request:
     command: Command | None = None
     incident: str | None = None
     reason: str = ""  # `freeze REASON`
-
-
-@dataclass(frozen=True)
-class ParseError(Exception):
-    problem: str
-    hint: str
-
-    def __str__(self) -> str:
-        return f"{self.problem} {self.hint}"
 
 
 def parse(text: str, known_names: Collection[str]) -> Request:

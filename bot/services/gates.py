@@ -39,9 +39,10 @@ from bot.domain.assess import (
 from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import Tier, tier_for
 from bot.domain.rollout import ACTIVE_STATES, Decision, Evaluate, RolloutSpec, RolloutStatus, State
+from bot.errors import RolloutMoved
 from bot.prometheus import MetricsSource, SeriesSource
 from bot.services.incidents import IncidentService
-from bot.services.rollouts import BOT, SOAK, Moved, RolloutService, status_of
+from bot.services.rollouts import BOT, SOAK, RolloutService, status_of
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,22 @@ class GateService:
         rules: Mapping[str, GateRule],
         source: MetricsSource | None,
         clock: Clock,
+        *,
+        incidents: IncidentService | None = None,
     ) -> None:
         self.sessions = sessions
         self.specs = specs
         self.rules = rules
         self.source = source
         self.clock = clock
-        self.service: RolloutService | None = None  # set by the wiring
-        self.incidents: IncidentService | None = None  # set by the wiring
+        self.incidents = incidents
+        self.service: RolloutService | None = None  # `bind` sets it, once, in the wiring
+
+    def bind(self, service: RolloutService) -> None:
+        """The rollout service the gate tick decides through (it is built with this
+        service's `observations`, so it cannot be a constructor argument)."""
+        assert self.service is None, "bound twice"
+        self.service = service
 
     def rules_for(self, spec: RolloutSpec) -> list[GateRule]:
         return [self.rules[g] for g in spec.gates if g in self.rules]
@@ -169,7 +178,7 @@ class GateService:
                         session, spec, Evaluate(), BOT, self.clock.now()
                     )
                     await Repository(session).finish_timer(timer.key, timer.token)
-            except Moved:
+            except RolloutMoved:
                 continue
             if outcome.decision is not None:
                 self.service.notify()
@@ -204,7 +213,7 @@ class GateService:
         for _ in range(3):
             try:
                 decision, resolved = await self._judge(spec, rules, judged)
-            except Moved:
+            except RolloutMoved:
                 continue  # someone acted meanwhile: judge again on the new status
             if decision is not None:
                 self.service.notify()

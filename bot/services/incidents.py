@@ -29,6 +29,7 @@ from bot.domain.escalation import (
     Transition,
 )
 from bot.domain.rollout import OpenIncident, RolloutSpec
+from bot.errors import IncidentMoved
 from bot.render import incident_blocks as render
 from storage.incidents import LIVE, IncidentRow, Incidents
 from storage.message_refs import refs_starting
@@ -136,10 +137,6 @@ class NewIncident:
     detail: str = ""
     severity: str = ""
     alerts: Mapping[str, Any] = field(default_factory=dict)
-
-
-class _Moved(Exception):
-    """The incident's token moved under this transaction."""
 
 
 class IncidentService:
@@ -379,11 +376,11 @@ class IncidentService:
                         )
                     values = _cursor_values(result.escalation, row.source_key, now)
                     if not await incidents.save(row.id, row.token, values):
-                        raise _Moved
+                        raise IncidentMoved
                     _refresh(row, values)
                     incidents.log(row.id, now, result.verb, user)
                     await self._effects(session, row, snapshot, result, now, edit=True)
-            except _Moved:
+            except IncidentMoved:
                 continue
             self._notify()
             return Answer(True, _done_text(verb, row), incident_id)
@@ -415,7 +412,7 @@ class IncidentService:
             return False
         values = _cursor_values(result.escalation, row.source_key, now)
         if not await Incidents(session).save(row.id, row.token, values):
-            raise _Moved
+            raise IncidentMoved
         _refresh(row, values)
         Incidents(session).log(row.id, now, "resolved", actor)
         await self._effects(session, row, snapshot, result, now, edit=True)

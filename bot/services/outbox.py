@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.errors import DeliveryFailed
 from bot.metrics import Metrics
 from bot.services.waiting import wait_until_due
 from storage.models import OutboxRow
@@ -47,16 +48,6 @@ PERMANENT_ERRORS = frozenset(
         "cant_update_message",
     }
 )
-
-
-class Delivery(Exception):
-    """A failed delivery: retry after `retry_after` seconds, or never when permanent."""
-
-    def __init__(self, error: str, *, permanent: bool = False, retry_after: float | None = None):
-        super().__init__(error)
-        self.error = error
-        self.permanent = permanent
-        self.retry_after = retry_after
 
 
 Sender = Callable[["OutboxWorker", OutboxRow], Awaitable[None]]
@@ -117,18 +108,18 @@ class OutboxWorker:
     async def _deliver(self, row: OutboxRow) -> None:
         try:
             await self.senders[row.kind](self, row)
-        except Delivery as failure:
+        except DeliveryFailed as failure:
             await self._failed(row, failure)
         except SlackApiError as exc:
             await self._failed(row, classify(exc))
         except (ClientError, TimeoutError, OSError) as exc:
-            await self._failed(row, Delivery(f"{type(exc).__name__}: {exc}"))
+            await self._failed(row, DeliveryFailed(f"{type(exc).__name__}: {exc}"))
         else:
             async with self.sessions() as session, session.begin():
                 await Repository(session).outbox_done(row.id, self.clock.now())
             self.metrics.deliveries.inc()
 
-    async def _failed(self, row: OutboxRow, failure: Delivery) -> None:
+    async def _failed(self, row: OutboxRow, failure: DeliveryFailed) -> None:
         now = self.clock.now()
         self.metrics.delivery_failures.labels(failure.error.split(":")[0][:40]).inc()
         async with self.sessions() as session, session.begin():
@@ -248,12 +239,12 @@ def _message(row: OutboxRow) -> dict[str, Any]:
     return payload
 
 
-def classify(exc: SlackApiError) -> Delivery:
+def classify(exc: SlackApiError) -> DeliveryFailed:
     response = exc.response
     status = getattr(response, "status_code", 200)
     if status == 429:
         headers = getattr(response, "headers", {}) or {}
         retry_after = headers.get("Retry-After") or headers.get("retry-after") or "1"
-        return Delivery("ratelimited", retry_after=float(retry_after))
+        return DeliveryFailed("ratelimited", retry_after=float(retry_after))
     error = str(response.get("error", f"http_{status}")) if status < 500 else f"http_{status}"
-    return Delivery(error, permanent=error in PERMANENT_ERRORS)
+    return DeliveryFailed(error, permanent=error in PERMANENT_ERRORS)

@@ -14,7 +14,8 @@ from typing import Any
 
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.services.outbox import Delivery, OutboxWorker, Sender
+from bot.errors import DeliveryFailed
+from bot.services.outbox import OutboxWorker, Sender
 from storage.models import OutboxRow
 from storage.repository import Repository
 
@@ -40,11 +41,11 @@ async def post_response(worker: OutboxWorker, row: OutboxRow) -> None:
         return
     if sent.status_code == 429:
         retry = (sent.headers or {}).get("Retry-After") or (sent.headers or {}).get("retry-after")
-        raise Delivery("ratelimited", retry_after=float(retry or 1))
+        raise DeliveryFailed("ratelimited", retry_after=float(retry or 1))
     if sent.status_code >= 500:
-        raise Delivery(f"http_{sent.status_code}")
+        raise DeliveryFailed(f"http_{sent.status_code}")
     # expired_url, used_url, no_text…: no retry changes the answer
-    raise Delivery(f"response_url {sent.status_code}: {sent.body[:200]}", permanent=True)
+    raise DeliveryFailed(f"response_url {sent.status_code}: {sent.body[:200]}", permanent=True)
 
 
 SENDERS: dict[str, Sender] = {KIND: post_response}

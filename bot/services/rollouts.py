@@ -38,6 +38,7 @@ from bot.domain.rollout import (
     state_words,
     unfreeze_all,
 )
+from bot.errors import RolloutMoved
 from bot.render import blocks
 from storage.models import EventRow, FreezeRow, RolloutRow
 from storage.repository import EVERY_ROLLOUT, DueTimer, Repository
@@ -198,6 +199,9 @@ class RolloutService:
         clock: Clock,
         observations: ObservationSource | None = None,
         reader: async_sessionmaker[AsyncSession] | None = None,
+        *,
+        incidents: IncidentOpener | None = None,
+        prometheus_url: str = "",
     ) -> None:
         self.sessions = sessions
         self.reader = reader or sessions
@@ -205,10 +209,10 @@ class RolloutService:
         self.channel = channel
         self.clock = clock
         self._observations = observations
-        self.incidents: IncidentOpener | None = None
+        self.incidents = incidents
         self.on_change: list[Callable[[], None]] = []  # called after every commit
         self.hooks: list[DecisionHook] = []
-        self.prometheus_url = ""  # for links to gate queries in messages
+        self.prometheus_url = prometheus_url  # for links to gate queries in messages
 
     def notify(self) -> None:
         self._notify()
@@ -340,7 +344,7 @@ class RolloutService:
         now = self.clock.now()
         try:
             outcome = await self._act(spec, command, actor, expected_version, dedup_key, now)
-        except _Moved:
+        except RolloutMoved:
             async with self.sessions() as session:
                 repo = Repository(session)
                 row = await repo.rollout(name)
@@ -382,7 +386,7 @@ class RolloutService:
         dedup_key: str | None = None,
     ) -> Outcome:
         """Decide and record inside the caller's transaction (the gate service writes its
-        measurements in the same one). Raises `Moved` when another writer won the race:
+        measurements in the same one). Raises `RolloutMoved` when another writer won the race:
         the caller's transaction must then roll back."""
         name = spec.name
         repo = Repository(session)
@@ -401,11 +405,11 @@ class RolloutService:
         if isinstance(result, Refusal):
             return Outcome(False, blocks.refusal_text(result))
         if not await repo.save_rollout(name, status.version, _columns(result.status, now)):
-            raise _Moved  # another replica wrote first; roll this transaction back
+            raise RolloutMoved  # another replica wrote first; roll this transaction back
         await self._record(session, spec, result, actor, now, observations)
         reply = _done_text(spec, result)
         if dedup_key is not None and not await repo.remember_request(dedup_key, now, reply):
-            raise _Moved
+            raise RolloutMoved
         return Outcome(True, reply, result)
 
     async def observations(
@@ -525,11 +529,6 @@ def _policy_note(decision: Decision) -> dict[str, Any] | None:
     return note or None
 
 
-class _Moved(Exception):
-    """The rollout row changed under this transaction."""
-
-
-Moved = _Moved
 
 
 def _done_text(spec: RolloutSpec, decision: Decision) -> str:

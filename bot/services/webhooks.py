@@ -48,8 +48,13 @@ class Webhooks:
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.timeout = timeout
-        self.service: RolloutService | None = None  # set by the wiring
+        self.service: RolloutService | None = None  # `bind` sets it, once, in the wiring
         self._http: aiohttp.ClientSession | None = None
+
+    def bind(self, service: RolloutService) -> None:
+        """The rollout service that holds a rollout whose webhook keeps failing."""
+        assert self.service is None, "bound twice"
+        self.service = service
 
     async def close(self) -> None:
         if self._http is not None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.config import ConfigError, load_config, parse_config
+from bot.config import load_config, parse_config
 from bot.domain.plans import BUILTIN_PLANS, Tier
+from bot.errors import ConfigError
 
 ROOT = Path(__file__).parents[2]
 

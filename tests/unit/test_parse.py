@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.rollout import Advance, Pause, Resume, Rollback, Start
-from commands.parse import ParseError, Request, help_text, parse
+from bot.errors import ParseError
+from commands.parse import Request, help_text, parse
 
 KNOWN = {"phase-4", "search-v2"}
 
