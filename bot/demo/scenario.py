@@ -588,9 +588,9 @@ class Demo:
                 continue
             if state["state"] != "progressing" or state["stage"] == len(state["stages"]):
                 continue
-            soak_end = datetime.fromisoformat(state["stage_started_at"]) + timedelta(
-                seconds=state["soak_seconds"]
-            )
+            if state["soak_ends_at"] is None:
+                continue  # a gate is not green: the soak counts from when it is
+            soak_end = datetime.fromisoformat(state["soak_ends_at"])
             last = tried.get(state["version"])
             if now >= soak_end and (last is None or now - last >= timedelta(hours=1)):
                 tried[state["version"]] = now

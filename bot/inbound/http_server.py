@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -75,8 +76,9 @@ def build_web_app(
     async def list_rollouts(request: web.Request) -> web.Response:
         statuses = await service.statuses()
         freeze = await service.emergency()
+        ends = await service.soak_ends(statuses)
         return web.json_response(
-            [_rollout_json(service, n, statuses[n], freeze) for n in service.specs]
+            [_rollout_json(service, n, statuses[n], freeze, ends[n]) for n in service.specs]
         )
 
     async def one_rollout(request: web.Request) -> web.Response:
@@ -84,7 +86,8 @@ def build_web_app(
         if name not in service.specs:
             return _error(404, f"no rollout named {name!r}; known: {', '.join(service.specs)}")
         statuses = await service.statuses()
-        data = _rollout_json(service, name, statuses[name], await service.emergency())
+        ends = await service.soak_ends(statuses)
+        data = _rollout_json(service, name, statuses[name], await service.emergency(), ends[name])
         data["events"] = [
             {**e, "at": e["at"].isoformat()} for e in await service.history(name, limit=50)
         ]
@@ -185,7 +188,11 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _rollout_json(
-    service: RolloutService, name: str, status: Any, freeze: EmergencyFreeze | None
+    service: RolloutService,
+    name: str,
+    status: Any,
+    freeze: EmergencyFreeze | None,
+    soak_ends: datetime | None,
 ) -> dict[str, Any]:
     spec = service.specs[name]
     stage = status.stage(spec.plan)
@@ -203,6 +210,9 @@ def _rollout_json(
         if status.stage_started_at
         else None,
         "soak_seconds": int(stage.soak.total_seconds()) if stage else None,
+        # when the stage will have soaked green, as the bot judges it (None: a gate is
+        # not green, and the soak counts from when it is)
+        "soak_ends_at": soak_ends.isoformat() if soak_ends else None,
         "hold_reason": status.hold_reason,
         "held_by": holds_json(status.held_by),
         "pending": pending_json(status.pending),

@@ -35,6 +35,7 @@ from bot.domain.rollout import (
     Waiting,
     decide,
     freeze_all,
+    soak_ends_at,
     state_words,
     unfreeze_all,
 )
@@ -230,6 +231,18 @@ class RolloutService:
         async with self.reader() as session:
             rows = await Repository(session).rollouts(self.specs)
         return {row.name: status_of(row) for row in rows}
+
+    async def soak_ends(
+        self, statuses: Mapping[str, RolloutStatus]
+    ) -> dict[str, datetime | None]:
+        """When each rollout's stage will have soaked green, as `decide` judges it."""
+        now = self.clock.now()
+        found: dict[str, datetime | None] = {}
+        async with self.reader() as session:
+            for name, spec in self.specs.items():
+                observations = await self.observations(session, spec, now)
+                found[name] = soak_ends_at(spec, statuses[name], observations)
+        return found
 
     async def history(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
         async with self.reader() as session:

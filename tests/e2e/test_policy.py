@@ -129,6 +129,9 @@ async def test_two_person_rule_ask_refuse_own_confirm_refuse_without_role_then_c
     bot = await make_bot(CONFIG, clock=clock)
     cora, alex, forge = (SlackUser(http, bot, u) for u in ("U0CORA", "U0ALEX", "U0FORGE"))
     await walk_to_25(cora, clock)
+    # The API says when the stage will have soaked, as the bot judges it.
+    soaked_at = MONDAY_10 + 3 * HOUR
+    assert (await state(http, bot, "phase-4"))["soak_ends_at"] == soaked_at.isoformat()
     await clock.advance(HOUR)
 
     reply = await cora.say("advance next phase-4")
