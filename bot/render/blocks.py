@@ -212,10 +212,11 @@ def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
 def rollout_buttons(spec: RolloutSpec, status: RolloutStatus) -> list[Block]:
     value = actions.ButtonValue(spec.name, status.version).encode()
     buttons: list[Block] = []
-    if status.state is State.PROGRESSING and status.pending is None:
+    if status.state is State.PROGRESSING and status.pending is None:  # one step at a time
         advance = button("Advance to next", actions.ADVANCE, value, "primary")
         advance["confirm"] = advance_confirm(spec, status)
         buttons.append(advance)
+    if status.state is State.PROGRESSING:  # pausing never waits for anyone
         buttons.append(button("Pause", actions.PAUSE, value))  # asks why in a modal
     if status.state is State.PAUSED:
         buttons.append(button("Resume", actions.RESUME, value, "primary"))

@@ -31,6 +31,7 @@ from bot.domain.rollout import (
     decide,
     freeze_all,
 )
+from bot.render.blocks import parent_message
 
 PARIS = ZoneInfo("Europe/Paris")
 # Wednesday 2026-12-02 10:00 in Paris
@@ -294,3 +295,11 @@ def test_a_second_big_step_while_one_waits_is_refused() -> None:
     request = asked()
     again = decide(SPEC, request.status, {}, Advance(75), NOW, by(ALEX))
     assert isinstance(again, Refusal) and "waiting for a second person" in again.problem
+
+
+def test_a_waiting_request_hides_advance_but_never_pause_or_rollback() -> None:
+    request = asked()
+    message = parent_message(SPEC, request.status)
+    rows = [b["elements"] for b in message["blocks"] if b["type"] == "actions"]
+    ids = [e["action_id"] for row in rows for e in row]
+    assert ids == ["rollout_pause", "rollout_rollback", "rollout_confirm", "rollout_cancel"]
