@@ -87,8 +87,7 @@ def build_app(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        user = str(body.get("user", {}).get("id", ""))
-        channel = str(body.get("channel", {}).get("id") or service.channel)
+        user, key = _click(body, action, service.channel)
         try:
             value = actions.ButtonValue.decode(str(action.get("value", "")))
         except ValueError:
@@ -98,8 +97,6 @@ def build_app(
             verb = reason_modal.VERBS[action["action_id"]]
             await reason_modal.open_reason_modal(client, service, body, verb, value)
             return
-        message_ts = body.get("container", {}).get("message_ts", "")
-        key = f"button:{channel}:{message_ts}:{action.get('action_ts', '')}"
         text = _BUTTON_TEXT[action["action_id"]].format(name=value.rollout)
         reply = await handler.handle(
             text, Actor(user, "button"), dedup_key=key, expected_version=value.version
@@ -119,15 +116,12 @@ def build_app(
     ) -> None:
         """Confirm or Cancel on a step that needs a second person."""
         await ack()
-        user = str(body.get("user", {}).get("id", ""))
-        channel = str(body.get("channel", {}).get("id") or service.channel)
+        user, key = _click(body, action, service.channel)
         try:
             value = actions.RequestValue.decode(str(action.get("value", "")))
         except ValueError:
             log.warning("ignoring a button with a value we did not write: %r", action)
             return
-        message_ts = body.get("container", {}).get("message_ts", "")
-        key = f"button:{channel}:{message_ts}:{action.get('action_ts', '')}"
         command = (
             Confirm(value.request) if action["action_id"] == actions.CONFIRM
             else Cancel(value.request)
@@ -147,6 +141,14 @@ def build_app(
             await home.opened(body, event, client)
 
     return app
+
+
+def _click(body: dict[str, Any], action: dict[str, Any], channel: str) -> tuple[str, str]:
+    """Who clicked, and the click's identity: Slack retries and double clicks act once."""
+    user = str(body.get("user", {}).get("id", ""))
+    channel = str(body.get("channel", {}).get("id") or channel)
+    message_ts = body.get("container", {}).get("message_ts", "")
+    return user, f"button:{channel}:{message_ts}:{action.get('action_ts', '')}"
 
 
 _late_answers: set[asyncio.Task[None]] = set()
