@@ -236,3 +236,44 @@ def overdue_unknown(views: Mapping[str, GateView], now: datetime) -> list[GateVi
         and not v.escalated
         and now - v.since >= v.grace
     ]
+
+
+def observe(
+    previous: GateView | None,
+    rule: GateRule,
+    tier: Tier,
+    measurement: Measurement,
+    flag: str,
+    now: datetime,
+    gap_held: bool | None = None,
+) -> GateView:
+    """One measurement of a gate, judged at `tier` and folded into what was known: what
+    the live tick and a rehearsal both do with every value they read."""
+    assessment = assess(rule, tier, measurement)
+    return next_view(previous, rule, tier, assessment, rule.query_for(flag), now, gap_held)
+
+
+def breach_due(view: GateView | None, now: datetime) -> bool:
+    """A red gate whose window has completed: measure it again now, so a sustained breach
+    is judged on a fresh value."""
+    return view is not None and view.outcome is Outcome.FAIL and view.since + view.window <= now
+
+
+def to_measure(
+    rules: Sequence[GateRule], views: Mapping[str, GateView], tier: Tier, now: datetime
+) -> list[GateRule]:
+    """The gates a tick measures: those due, and red ones whose window just completed."""
+    due = due_gates(rules, views, tier, now)
+    return due + [r for r in rules if r not in due and breach_due(views.get(r.name), now)]
+
+
+def next_tick(
+    rules: Sequence[GateRule], views: Mapping[str, GateView], now: datetime
+) -> datetime:
+    """The next measurement, or sooner: the moment a red gate's window completes, so a
+    sustained breach rolls back on the dot rather than up to an interval later."""
+    due = next_measurement_at(rules, views, now)
+    for view in views.values():
+        if view.outcome is Outcome.FAIL:
+            due = min(due, max(now, view.since + view.window))
+    return due

@@ -31,10 +31,10 @@ from bot.domain.assess import (
     GateRule,
     Measurement,
     assess,
-    due_gates,
     history_holds,
-    next_measurement_at,
-    next_view,
+    next_tick,
+    observe,
+    to_measure,
 )
 from bot.domain.gates import GateView, Outcome
 from bot.domain.plans import Tier, tier_for
@@ -156,7 +156,7 @@ class GateService:
                 rules = self.rules_for(spec)
                 if _watched(status) and rules and self.source is not None:
                     views = self._views(spec, await repo.gate_states([spec.name]), row.percent)
-                    key, due = f"{GATES}:{spec.name}", _next_tick(rules, views, now)
+                    key, due = f"{GATES}:{spec.name}", next_tick(rules, views, now)
                     if not await repo.ensure_timer(key, GATES, due, {"rollout": spec.name}):
                         await repo.move_timer(key, due, now)
                 stage = status.stage(spec.plan)
@@ -198,8 +198,7 @@ class GateService:
                 return  # rolled back, completed or not started: the loop drops the timer
             views = self._views(spec, await repo.gate_states([spec.name]), row.percent)
         tier = tier_for(max(row.percent, 1))
-        due = due_gates(rules, views, tier, now)
-        due += [r for r in rules if r not in due and _breach_deadline(views.get(r.name), now)]
+        due = to_measure(rules, views, tier, now)
         source = self.source
         measured = await asyncio.gather(*(source.measure(r.query_for(spec.flag)) for r in due))
         held = await asyncio.gather(*(
@@ -269,16 +268,15 @@ class GateService:
             tier = tier_for(status.percent)
             views = self._views(spec, await repo.gate_states([spec.name]), status.percent)
             for rule, measurement, gap_held in measured:
-                query = rule.query_for(spec.flag)
-                assessment = assess(rule, tier, measurement)
-                view = next_view(views.get(rule.name), rule, tier, assessment, query, now, gap_held)
+                previous = views.get(rule.name)
+                view = observe(previous, rule, tier, measurement, spec.flag, now, gap_held)
                 views[rule.name] = view
                 await repo.save_gate_state(spec.name, rule.name, _columns(view))
             outcome = await self.service.decide_in(session, spec, Evaluate(), BOT, now)
             after = outcome.decision.status if outcome.decision else status
             if _watched(after):
                 await repo.set_timer(
-                    key, GATES, _next_tick(rules, views, now), {"rollout": spec.name}
+                    key, GATES, next_tick(rules, views, now), {"rollout": spec.name}
                 )
             else:
                 await repo.cancel_timer(key)
@@ -300,20 +298,6 @@ class Judged(NamedTuple):
 def _watched(status: RolloutStatus) -> bool:
     """Gates are measured while traffic is exposed: running or paused, above 0 %."""
     return status.state in ACTIVE_STATES and status.percent > 0
-
-
-def _breach_deadline(view: GateView | None, now: datetime) -> bool:
-    return view is not None and view.outcome is Outcome.FAIL and view.since + view.window <= now
-
-
-def _next_tick(rules: list[GateRule], views: Mapping[str, GateView], now: datetime) -> datetime:
-    """The next measurement, or sooner: the moment a red gate's window completes, so a
-    sustained breach rolls back on the dot rather than up to an interval later."""
-    due = next_measurement_at(rules, views, now)
-    for view in views.values():
-        if view.outcome is Outcome.FAIL:
-            due = min(due, max(now, view.since + view.window))
-    return due
 
 
 def _columns(view: GateView) -> dict[str, Any]:
