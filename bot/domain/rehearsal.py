@@ -27,7 +27,6 @@ from bot.domain.rollout import (
     Context,
     Decision,
     Evaluate,
-    Refusal,
     RolloutSpec,
     RolloutStatus,
     Start,
