@@ -197,7 +197,8 @@ class OutboxWorker:
 
     async def _upload_file(self, row: OutboxRow) -> None:
         """A file (a chart), in the thread of the message named by `thread_ref` when it
-        was posted, else at the top of the channel. Slack's flow: get an upload URL, send
+        was posted, or in the thread of the rollout the row names, else at the top of the
+        channel. Slack's flow: get an upload URL, send
         the bytes, complete the upload."""
         channel, thread_ts = row.channel, None
         ref = row.payload.get("thread_ref")
@@ -206,6 +207,10 @@ class OutboxWorker:
                 posted = await Repository(session).message_ref(ref)
             if posted is not None:
                 channel, thread_ts = posted.channel, posted.ts
+        elif row.rollout is not None:  # in the rollout's thread, once it has one
+            in_channel, in_thread = await self._thread_target(row)
+            if in_channel is not None and in_thread is not None:
+                channel, thread_ts = in_channel, in_thread
         await self.client.files_upload_v2(
             channel=channel,
             thread_ts=thread_ts,
