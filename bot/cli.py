@@ -1,4 +1,4 @@
-"""`rollout-bot serve | demo | check-config FILE`."""
+"""`rollout-bot serve | demo | check-config FILE | rehearse --config FILE NAME`."""
 
 from __future__ import annotations
 
@@ -60,7 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config and print each plan")
     check.add_argument("file")
 
+    rehearse = sub.add_parser(
+        "rehearse",
+        help="replay a rollout's plan and gates over Prometheus history",
+        description="Reads the rollout's gates over a past period with Prometheus range "
+        "queries and says what the bot would have done: each advance, hold and rollback, "
+        "whether it would have reached 100 %%, and each gate against its thresholds.",
+    )
+    rehearse.add_argument("name", help="the rollout to rehearse")
+    rehearse.add_argument("--config", help="YAML config (default: $ROLLOUT_CONFIG)")
+    rehearse.add_argument("--over", default="7d", help="how long a period (default 7d)")
+    rehearse.add_argument("--plan", help="another plan to rehearse (default: the rollout's)")
+    rehearse.add_argument(
+        "--from", dest="start", help="the period's start, YYYY-MM-DD[THH:MM] in the config's "
+        "timezone (default: the period ends now)"
+    )
+    rehearse.add_argument("--chart", help="also write the chart to this PNG file")
+
     args = parser.parse_args(argv)
+    if args.command == "rehearse":
+        return rehearse_command(args)
     if args.command == "check-config":
         return check_config(args.file)
     if args.command == "demo":
@@ -204,4 +223,47 @@ def serve_command(args: argparse.Namespace) -> int:
         await bot.stop()
 
     asyncio.run(run())
+    return 0
+
+
+def rehearse_command(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import SystemClock
+    from bot.domain.durations import parse_duration
+    from bot.render.charts import render_chart
+    from bot.services.rehearsals import Ask, rehearsals_for
+
+    settings = Settings()
+    path = args.config or settings.rollout_config
+    if not path:
+        print("No config: pass --config FILE or set ROLLOUT_CONFIG.", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(path)
+        over = parse_duration(args.over)
+        start = datetime.fromisoformat(args.start) if args.start else None
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=ZoneInfo(config.timezone))
+    url = (settings.prometheus_url or config.prometheus.url).rstrip("/")
+    rehearsals = rehearsals_for(config, url, SystemClock().now)
+    ask = Ask(args.name, over, args.plan, start)
+    problem = rehearsals.problem(ask)
+    if problem:
+        print(problem.replace("`", ""), file=sys.stderr)
+        return 2
+
+    answer = asyncio.run(rehearsals.rehearse(ask, with_button=False))
+    print("\n".join(answer.lines))
+    if args.chart:
+        Path(args.chart).write_bytes(render_chart(answer.chart))
+        print(f"\nChart: {args.chart}")
     return 0

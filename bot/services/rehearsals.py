@@ -16,12 +16,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
+from bot.config import Config
 from bot.domain.assess import GateRule, Measurement, assess
-from bot.domain.plans import Plan, Tier
+from bot.domain.plans import BUILTIN_PLANS, Plan, Tier
 from bot.domain.rehearsal import History, Rehearsal, rehearse
 from bot.domain.rehearsal_stats import GateStats, gate_stats
 from bot.domain.rollout import RolloutSpec
+from bot.prometheus_history import PrometheusHistory
 from bot.render.blocks import context, mention
 from bot.render.charts import ChartData, alt_text, render_chart
 from bot.render.rehearsal_blocks import chart_data, rehearsal_message, report_lines
@@ -255,3 +258,21 @@ def _floor(moment: datetime, step: timedelta) -> datetime:
     seconds = max(1, int(step.total_seconds()))
     stamp = int(moment.timestamp()) // seconds * seconds
     return datetime.fromtimestamp(stamp, UTC)
+
+
+def plans_of(config: Config) -> dict[str, Plan]:
+    """Every plan a rehearsal may use: the built-in ones and the config's."""
+    return {**BUILTIN_PLANS, **{name: config.plan(name) for name in config.plans}}
+
+
+def rehearsals_for(config: Config, prometheus_url: str, now: Callable[[], datetime]) -> Rehearsals:
+    """The rehearsals of a config's rollouts, reading the Prometheus at `prometheus_url`."""
+    source = PrometheusHistory(prometheus_url) if prometheus_url else None
+    return Rehearsals(
+        config.specs(),
+        config.gate_rules(),
+        plans_of(config),
+        source,
+        now,
+        ZoneInfo(config.timezone),
+    )
