@@ -21,6 +21,7 @@ from bot.inbound.app_home_listener import AppHome
 from bot.inbound.dashboard_routes import add_dashboard
 from bot.inbound.http_server import build_web_app
 from bot.inbound.incident_listeners import register_incident_actions
+from bot.inbound.rehearsal_listener import register_rehearsal_actions
 from bot.inbound.rollout_listeners import build_app
 from bot.metrics import Metrics
 from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
@@ -39,6 +40,7 @@ from bot.services.overview_reader import (
     rollout_threads,
 )
 from bot.services.people import GroupMembers, People
+from bot.services.rehearsals import rehearsals_for
 from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
 from bot.services.user_names import UserNames
@@ -166,8 +168,13 @@ class RolloutBot:
             self.service.on_change.append(self.flags_file.kick.set)
         self.checkpoints = self._checkpoints(sessions, specs)
         self.people = People(self._group_members(client), self.clock)
+        self.rehearsals = rehearsals_for(self.config, self.prometheus_url, self.clock.now)
         self.handler = Handler(
-            self.service, self.config.rollout_policy(), self.incidents, self.people
+            self.service,
+            self.config.rollout_policy(),
+            self.incidents,
+            self.people,
+            rehearsals=self.rehearsals,
         )
         self.scheduler.on(EXPIRY, self.service.expire)
         if not self.config.roles.configured:
@@ -199,6 +206,7 @@ class RolloutBot:
         register_incident_actions(
             self.bolt, self.incidents, self.service, self.metrics, home=self.home.notice
         )
+        register_rehearsal_actions(self.bolt, self.rehearsals, self.service)
         am = self.config.alertmanager
         self.alert_intake = AlertIntake(
             sessions,

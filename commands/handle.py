@@ -12,8 +12,10 @@ from bot.domain.policy import Policy
 from bot.domain.rollout import ACTIVE_STATES, Cancel, Confirm, RolloutStatus, state_words
 from bot.errors import ParseError
 from bot.render import blocks, incident_blocks
+from bot.render.rehearsal_blocks import started_text
 from bot.services.incidents import IncidentService, parse_incident_id
 from bot.services.people import People
+from bot.services.rehearsals import Ask, Reach, Rehearsals
 from bot.services.rollouts import Actor, RolloutService
 from commands.parse import Request, help_text, parse
 
@@ -37,11 +39,13 @@ class Handler:
         policy: Policy,
         incidents: IncidentService | None = None,
         people: People | None = None,
+        rehearsals: Rehearsals | None = None,
     ) -> None:
         self.service = service
         self.policy = policy  # the config's, for what concerns every rollout (the freeze)
         self.incidents = incidents
         self.people = people or People(None, service.clock)
+        self.rehearsals = rehearsals
 
     async def handle(
         self,
@@ -50,14 +54,19 @@ class Handler:
         *,
         dedup_key: str | None = None,
         expected_version: int | None = None,
+        reach: Reach | None = None,
     ) -> Reply:
+        """`reach`: where an answer that comes later (a rehearsal's) goes."""
         try:
             request = parse(text, self.service.specs)
         except ParseError as exc:  # it may quote what was typed: shown, never a mention
             return Reply(blocks.escape(f"{exc.problem}\n{exc.hint}"), ok=False)
         handler = _HANDLERS.get(request.verb, Handler._act)
         try:
-            reply = await handler(self, request, actor, dedup_key, expected_version)
+            if request.verb == "rehearse":
+                reply = await self._rehearse(request, actor, reach)
+            else:
+                reply = await handler(self, request, actor, dedup_key, expected_version)
         except Exception:  # the person who typed it still gets an answer, never silence
             log.exception("/rollout %s failed", text)
             return Reply(
@@ -147,6 +156,27 @@ class Handler:
         answer = await self.incidents.acknowledge(incident_id, actor.user)
         return Reply(answer.text, answer.ok)
 
+    async def _rehearse(self, request: Request, actor: Actor, reach: Reach | None) -> Reply:
+        """Answers at once; the rehearsal runs in the background and its result follows."""
+        rehearsals = self.rehearsals
+        if rehearsals is None:
+            return Reply("Rehearsals are not available in this bot.", ok=False)
+        statuses = await self.service.statuses()
+        name = request.name or self._implied("rehearse", statuses)
+        if name is None:
+            return Reply(_which_one("rehearse", statuses, self.service.specs), ok=False)
+        assert request.rehearse is not None
+        args = request.rehearse
+        ask = Ask(name, args.over, args.plan, args.start)
+        problem = rehearsals.problem(ask)
+        if problem:
+            return Reply(problem, ok=False)
+        to = reach or Reach(actor.user, self.service.channel)
+        rehearsals.in_background(lambda: rehearsals.answer(self.service, ask, to))
+        spec = self.service.specs[name]
+        start, end = rehearsals.period(ask)
+        return Reply(started_text(name, end - start, len(rehearsals.rules_of(spec))))
+
     async def _act(
         self,
         request: Request,
@@ -176,7 +206,7 @@ class Handler:
         """The rollout a command without a name means: the only one configured (to start
         it or read its history), else the only active one. Starting one of several is a
         choice the person names."""
-        if verb in ("start", "history") and len(self.service.specs) == 1:
+        if verb in ("start", "history", "rehearse") and len(self.service.specs) == 1:
             return next(iter(self.service.specs))
         if verb == "start":
             return None

@@ -29,6 +29,8 @@ from bot.domain.rollout import (
 )
 from bot.errors import ParseError
 from commands import names
+from commands.rehearse_args import USAGE as REHEARSE_USAGE
+from commands.rehearse_args import RehearseArgs, is_keyword, parse_rehearse_args
 
 USAGE: dict[str, str] = {
     "status": "/rollout status [NAME]",
@@ -43,6 +45,7 @@ USAGE: dict[str, str] = {
     "unfreeze": "/rollout unfreeze",
     "ack": "/rollout ack [INCIDENT]",
     "history": "/rollout history [NAME]",
+    "rehearse": REHEARSE_USAGE,
     "help": "/rollout help",
 }
 NOTES = (
@@ -77,6 +80,7 @@ class Request:
     command: Command | None = None
     incident: str | None = None
     reason: str = ""  # `freeze REASON`
+    rehearse: RehearseArgs | None = None
 
 
 def parse(text: str, known_names: Collection[str]) -> Request:
@@ -331,6 +335,11 @@ def _ack(a: _Args) -> Request:
     return Request("ack", incident=incident)
 
 
+def _rehearse(a: _Args) -> Request:
+    name = a.take_name() if a.words and not is_keyword(a.words[0]) else None
+    return Request("rehearse", name, rehearse=parse_rehearse_args(a.words))
+
+
 def _help(a: _Args) -> Request:
     return Request("help")
 
@@ -348,6 +357,7 @@ _PARSERS = {
     "freeze": _freeze,
     "unfreeze": _unfreeze,
     "ack": _ack,
+    "rehearse": _rehearse,
     "help": _help,
 }
 

@@ -22,6 +22,7 @@ from bot.inbound.answers import answer_click
 from bot.inbound.app_home_listener import AppHome
 from bot.metrics import Metrics
 from bot.render import buttons as actions
+from bot.services.rehearsals import Reach
 from bot.services.rollouts import Actor, RolloutService
 from commands.handle import Handler, Reply
 
@@ -68,8 +69,13 @@ def build_app(
         source = "socket" if request.mode == "socket_mode" else "slash"
         actor = Actor(str(body.get("user_id", "")), source)
         key = f"slash:{body['trigger_id']}" if body.get("trigger_id") else None
+        reach = Reach(
+            actor.user,
+            str(body.get("channel_id") or service.channel),
+            str(body.get("response_url") or ""),
+        )
         work = asyncio.ensure_future(
-            handler.handle(str(body.get("text", "")), actor, dedup_key=key)
+            handler.handle(str(body.get("text", "")), actor, dedup_key=key, reach=reach)
         )
         try:
             reply = await asyncio.wait_for(asyncio.shield(work), ACK_BUDGET_SECONDS)
