@@ -6,7 +6,8 @@ period has no data. Pure; every value is judged by `assess.assess`, as live.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.domain.assess import GateRule, Measurement, assess
@@ -60,7 +61,14 @@ def gate_stats(history: History, start: datetime, end: datetime) -> GateStats:
     ]
     samples = [(t, values) for t, values in samples if values]
     down = sum((_overlap(a, b, start, end) for a, b, _ in history.errors), timedelta(0))
-    tiers = tuple(_tier_stats(rule, tier, samples) for tier in Tier)
+    # Tiers with the same thresholds judge every sample alike: judged once, shown for each.
+    judged: dict[tuple[float | None, float | None], TierStats] = {}
+    tiers = []
+    for tier in Tier:
+        key = (_at(rule.fail_above, tier), _at(rule.fail_below, tier))
+        if key not in judged:
+            judged[key] = _tier_stats(rule, tier, samples)
+        tiers.append(replace(judged[key], tier=tier))
     return GateStats(
         name=rule.name,
         fail_above=rule.fail_above is not None,
@@ -68,8 +76,12 @@ def gate_stats(history: History, start: datetime, end: datetime) -> GateStats:
         measured=len(samples),
         source_down=int(down / rule.interval),
         first_sample=samples[0][0] if samples else None,
-        tiers=tiers,
+        tiers=tuple(tiers),
     )
+
+
+def _at(table: Mapping[Tier, float] | None, tier: Tier) -> float | None:
+    return None if table is None else table.get(tier)
 
 
 def _overlap(a: datetime, b: datetime, start: datetime, end: datetime) -> timedelta:
