@@ -344,7 +344,14 @@ class RolloutConfig(_Model):
     gates: list[str] = Field(default=[], description="names of gates under `gates:`")
     advance: AdvanceMode = Field(
         default=AdvanceMode.MANUAL,
-        description="`manual`, or `auto`: advance when the soak ends with every gate green",
+        description="`manual`, `auto`: advance when the soak ends with every gate green, or "
+        "`shadow`: every run advances by itself and says what it decides, but `/flags`, the "
+        "flags file and the webhook keep delivering what they did before it",
+    )
+    page_in_shadow: bool = Field(
+        default=False,
+        description="a shadow run (`advance: shadow`, `/rollout start NAME shadow`) pages "
+        "on-call as a live one would; without it a shadow run pages nobody",
     )
     webhook: str | None = Field(default=None, description="URL POSTed on every change")
     owners: list[SlackId] = Field(
@@ -473,7 +480,13 @@ class Config(_Model):
     def specs(self) -> dict[str, RolloutSpec]:
         return {
             r.name: RolloutSpec(
-                r.name, r.flag, self.plan(r.plan), tuple(r.gates), r.advance, self.rollout_policy(r)
+                r.name,
+                r.flag,
+                self.plan(r.plan),
+                tuple(r.gates),
+                r.advance,
+                self.rollout_policy(r),
+                page_in_shadow=r.page_in_shadow,
             )
             for r in self.rollouts
         }

@@ -34,7 +34,7 @@ from commands.rehearse_args import RehearseArgs, is_keyword, parse_rehearse_args
 
 USAGE: dict[str, str] = {
     "status": "/rollout status [NAME]",
-    "start": "/rollout start NAME",
+    "start": "/rollout start NAME [shadow]",
     "advance": "/rollout advance PERCENT|next [NAME] [force REASON]",
     "pause": "/rollout pause [NAME] [-- REASON]",
     "resume": "/rollout resume [NAME]",
@@ -57,6 +57,10 @@ NOTES = (
     "the one who asked cannot confirm it.",
     "`freeze` stops every advance of every rollout, typed or automatic, until `unfreeze` "
     "(leads only); pause, rollback and ack still work.",
+    "`start NAME shadow` runs the plan against real metrics and says what it decides, but "
+    "what the service is told does not change and nobody is paged.",
+    "`rehearse` replays the plan and its gates over past metrics and says what would have "
+    "happened; nothing changes.",
 )
 VERBS = tuple(USAGE)
 MAX_TEXT = 2000
@@ -231,9 +235,10 @@ def _status(a: _Args) -> Request:
 
 
 def _start(a: _Args) -> Request:
-    name = a.take_name() if a.words else None
+    name = a.take_name() if a.words and not a.keyword_next("shadow") else None
+    shadow = a.take_keyword("shadow")
     a.done()
-    return Request("start", name, Start())
+    return Request("start", name, Start(shadow=shadow))
 
 
 def _is_target(word: str) -> bool:

@@ -46,6 +46,8 @@ class RolloutRow(Base):
     waiting: Mapped[dict[str, Any] | None]  # why a due automatic advance waits
     # The gates holding it (unknown): [{"gate", "outcome", "since" (ISO)}]; NULL when none.
     held_by: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    # A shadow run: the percentage still delivered while it runs; NULL for a live run.
+    shadow_percent: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class EventRow(Base):

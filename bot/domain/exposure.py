@@ -31,15 +31,20 @@ def is_on(flag: str, key: str, percent: int) -> bool:
 
 
 def rollout_entry(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
-    """The rollout's own flag: its percentage and the stage flags on at it."""
-    return {
-        "enabled": status.percent > 0,
-        "rollout_percentage": status.percent,
+    """The rollout's own flag: its percentage and the stage flags on at it. A shadow run
+    delivers what was delivered before it started, whatever it decides."""
+    percent = status.delivered
+    entry: dict[str, Any] = {
+        "enabled": percent > 0,
+        "rollout_percentage": percent,
         "rollout": spec.name,
         "state": status.state.value,
-        "stage_flags": list(spec.plan.flags_on_at(status.percent)),
+        "stage_flags": list(spec.plan.flags_on_at(percent)),
         "version": status.version,
     }
+    if status.shadow is not None:  # a shadow run decides; this percentage is what holds
+        entry["shadow"] = True
+    return entry
 
 
 def flags_document(
@@ -57,14 +62,15 @@ def flags_document(
     for name, spec in specs.items():
         status = statuses.get(name, RolloutStatus())
         flags[spec.flag] = rollout_entry(spec, status)
-        for stage_flag in spec.plan.flags_on_at(status.percent):
-            if status.percent == 0:
+        percent = status.delivered
+        for stage_flag in spec.plan.flags_on_at(percent):
+            if percent == 0:
                 continue
             known = stage_flags.get(stage_flag)
-            if known is None or known["rollout_percentage"] < status.percent:
+            if known is None or known["rollout_percentage"] < percent:
                 stage_flags[stage_flag] = {
                     "enabled": True,
-                    "rollout_percentage": status.percent,
+                    "rollout_percentage": percent,
                     "rollout": name,
                     "parent": spec.flag,
                 }

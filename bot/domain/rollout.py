@@ -41,6 +41,9 @@ ACTIVE_STATES = frozenset({State.PROGRESSING, State.PAUSED})
 class AdvanceMode(StrEnum):
     MANUAL = "manual"
     AUTO = "auto"
+    # Every run is a shadow run: it advances by itself against real metrics and says what
+    # it decides, but what the service is told stays where it was (see RolloutStatus.shadow).
+    SHADOW = "shadow"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class RolloutSpec:
     gates: tuple[str, ...] = ()
     advance: AdvanceMode = AdvanceMode.MANUAL
     policy: Policy = field(default_factory=Policy)
+    page_in_shadow: bool = False  # a shadow run pages on-call too
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,14 @@ class RolloutStatus:
     held_by: tuple[GateHold, ...] = ()  # gates unknown now: no advance until measured again
     pending: PendingStep | None = None
     waiting: Waiting | None = None
+    # A shadow run: the percentage the service keeps being told (what it was told before
+    # the run started) while `percent` moves as the rollout would. None: a live run.
+    shadow: int | None = None
+
+    @property
+    def delivered(self) -> int:
+        """The percentage `/flags`, the flags file and the webhook deliver."""
+        return self.percent if self.shadow is None else self.shadow
 
     def stage(self, plan: Plan) -> Stage | None:
         if self.stage_index is None:
@@ -99,6 +111,7 @@ class RolloutStatus:
 
 @dataclass(frozen=True)
 class Start:
+    shadow: bool = False  # `/rollout start NAME shadow`
     verb = "start"
 
 
@@ -254,6 +267,25 @@ def decide(
         step = step_of(command)
         if not spec.policy.may(step, person):
             return not_allowed(spec.policy, step, spec.name)
+    result = _decide(spec, status, observations, command, now, context)
+    if (
+        isinstance(result, Decision)
+        and result.status.shadow is not None
+        and not spec.page_in_shadow
+    ):  # a shadow run pages nobody: what it would have paged for is in its messages
+        effects = tuple(e for e in result.effects if not isinstance(e, OpenIncident))
+        result = replace(result, effects=effects)
+    return result
+
+
+def _decide(
+    spec: RolloutSpec,
+    status: RolloutStatus,
+    observations: Observations,
+    command: Command,
+    now: datetime,
+    context: Context,
+) -> Decision | Refusal:
     match command:
         case Start() | Advance() | Resume():
             return _raise(spec, status, observations, command, now, context)
@@ -325,7 +357,7 @@ def _raise(
         )
     match command:
         case Start():
-            result = _start(spec, status, now)
+            result = _start(spec, status, command, now)
         case Advance():
             result = _advance(spec, status, observations, command, now)
         case Resume():
@@ -515,7 +547,9 @@ def _withdraw(status: RolloutStatus, pending: PendingStep, verb: str) -> Decisio
     return Decision(new, change, (Announce(),))
 
 
-def _start(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> Decision | Refusal:
+def _start(
+    spec: RolloutSpec, status: RolloutStatus, command: Start, now: datetime
+) -> Decision | Refusal:
     if status.state in ACTIVE_STATES:
         return Refusal(
             f"{spec.name} is already running ({status.state.value} at {status.percent} %).",
@@ -523,12 +557,14 @@ def _start(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> Decision 
             f"`/rollout rollback {spec.name}`.",
         )
     first = spec.plan.stages[0]
+    shadow = command.shadow or spec.advance is AdvanceMode.SHADOW
     new = RolloutStatus(
         state=State.PROGRESSING,
         percent=first.percent,
         stage_index=0,
         stage_started_at=now,
         version=status.version + 1,
+        shadow=status.delivered if shadow else None,
     )
     return _decision(spec, status, new, "start", new_thread=True)
 
@@ -775,7 +811,7 @@ def _evaluate(
     if index is None:
         watch = format_duration(stage.soak)
         return _complete(spec, status, reason=f"the {watch} watch ended green")
-    if spec.advance is not AdvanceMode.AUTO:
+    if spec.advance is AdvanceMode.MANUAL and status.shadow is None:
         return Refusal(NOTHING_TO_DO, "the soak ended green; advance is manual")
     target = spec.plan.stages[index]
     waiting = _auto_advance_waits(spec, target.percent, now, context)
@@ -976,12 +1012,16 @@ def _decision(
     new_thread: bool = False,
 ) -> Decision:
     new = replace(new, pending=None, waiting=None)  # a rollout that moved drops both
+    if verb != "start":
+        new = replace(new, shadow=old.shadow)  # a shadow run stays one until started again
     if new.state not in ACTIVE_STATES or new.percent == 0:
         new = replace(new, held_by=())  # no traffic exposed: no gate holds it any more
     change = Change(verb, old.state, new.state, old.percent, new.percent, reason, forced)
     effects: list[Effect] = [Announce(broadcast=broadcast, new_thread=new_thread)]
-    if new.percent != old.percent:
-        effects.insert(0, SetPercent(spec.flag, new.percent, spec.plan.flags_on_at(new.percent)))
+    if new.delivered != old.delivered:
+        effects.insert(
+            0, SetPercent(spec.flag, new.delivered, spec.plan.flags_on_at(new.delivered))
+        )
     return Decision(new, change, tuple(effects))
 
 

@@ -99,6 +99,7 @@ def status_of(row: RolloutRow) -> RolloutStatus:
         pending=pending_of(row.pending),
         waiting=waiting_of(row.waiting),
         held_by=holds_of(row.held_by),
+        shadow=row.shadow_percent,
     )
 
 
@@ -132,6 +133,7 @@ def _columns(status: RolloutStatus, now: datetime) -> dict[str, Any]:
         "pending": pending_json(status.pending),
         "waiting": waiting_json(status.waiting),
         "held_by": holds_json(status.held_by) or None,
+        "shadow_percent": status.shadow,
         "updated_at": now,
     }
 
