@@ -203,6 +203,9 @@ def _rollout_json(
         "plan": spec.plan.name,
         "state": status.state.value,
         "percent": status.percent,
+        # a shadow run: `percent` is where it would be; the service is told `delivered_percent`
+        "shadow": status.shadow is not None,
+        "delivered_percent": status.delivered,
         "version": status.version,
         "stage": None if status.stage_index is None else status.stage_index + 1,
         "stages": list(spec.plan.percents),

@@ -41,6 +41,7 @@ from bot.domain.rollout import (
 )
 from bot.prometheus import Series, SeriesSource
 from bot.render.charts import ChartData, GateSeries, alt_text, render_chart
+from bot.render.shadow import marked
 from bot.render.summaries import (
     ChangeLine,
     CheckpointView,
@@ -187,8 +188,8 @@ class CheckpointService:
             repo = Repository(session)
             if not await repo.finish_timer(timer.key, timer.token):
                 return  # the rollout changed meanwhile: its new cadence takes over
-            repo.enqueue(self.channel, "thread_reply", checkpoint_message(view), now,
-                         rollout=spec.name)
+            message = marked(checkpoint_message(view), view.status)
+            repo.enqueue(self.channel, "thread_reply", message, now, rollout=spec.name)
             due = next_checkpoint(changed_at, now, self.cadence(spec.plan.name))
             if due is not None:
                 await repo.set_timer(timer.key, CHECKPOINT, due, {

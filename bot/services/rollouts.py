@@ -41,6 +41,7 @@ from bot.domain.rollout import (
 )
 from bot.errors import RolloutMoved
 from bot.render import blocks
+from bot.render.shadow import marked
 from storage.models import EventRow, FreezeRow, RolloutRow
 from storage.repository import EVERY_ROLLOUT, DueTimer, Repository
 
@@ -491,7 +492,7 @@ class RolloutService:
         effect: Announce,
         now: datetime,
     ) -> None:
-        parent = blocks.parent_message(spec, decision.status)
+        parent = marked(blocks.parent_message(spec, decision.status), decision.status)
         if effect.new_thread:
             repo.enqueue(self.channel, "thread_parent", parent, now, rollout=spec.name)
         reply = blocks.change_message(
@@ -503,6 +504,7 @@ class RolloutService:
             gates=decision.gates,
             prometheus_url=self.prometheus_url,
         )
+        reply = marked(reply, decision.status)
         reply["reply_broadcast"] = effect.broadcast
         repo.enqueue(self.channel, "thread_reply", reply, now, rollout=spec.name)
         if not effect.new_thread:
