@@ -14,7 +14,7 @@ from alembic import op
 revision = "0007_incident_source_url"
 down_revision = "0006_policy"
 branch_labels = None
-depends_on = None
+depends_on = ("0003_incidents",)  # the table it alters
 
 
 def upgrade() -> None:
