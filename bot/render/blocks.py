@@ -458,3 +458,21 @@ def history_message(name: str, events: Sequence[dict[str, Any]]) -> dict[str, An
         lines.append(line)
     text = "\n".join(lines)
     return {"text": text, "blocks": [section(text)]}
+
+
+def unsealed_click_text() -> str:
+    """A click on a button whose value this bot did not seal: drawn before buttons were
+    sealed, by another key, or not by this bot at all."""
+    return (
+        "This button was not drawn by this bot, or its message is older than the bot's "
+        "signed buttons: nothing was done. Type `/rollout status` to see where things "
+        "stand and act with a command; the rollout's message gets fresh buttons at its "
+        "next change."
+    )
+
+
+def unknown_rollout_click_text(name: str) -> str:
+    return (
+        f"This button is for a rollout named `{escape(name[:64])}`, which is not "
+        "configured. Nothing was done. Type `/rollout status` for the rollouts there are."
+    )
