@@ -8,7 +8,6 @@ import logging
 from datetime import datetime, time, timedelta
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,9 +21,13 @@ from bot.inbound.dashboard_routes import add_dashboard
 from bot.inbound.http_server import build_web_app
 from bot.inbound.incident_listeners import register_incident_actions
 from bot.inbound.rehearsal_listener import register_rehearsal_actions
+from bot.inbound.refusal_log import RefusalLog, ServerLogger
 from bot.inbound.rollout_listeners import build_app
+from bot.inbound.socket_mode import CheckedSocketModeHandler
 from bot.metrics import Metrics
 from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
+from bot.render.seal import ButtonSeal
+from bot.sealed_client import SealedWebClient
 from bot.services import incident_outbox, responses
 from bot.services.alerts import AlertIntake
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
@@ -82,7 +85,8 @@ class RolloutBot:
         self.standin: SlackStandIn | None = None
         self.port = 0
         self._runner: web.AppRunner | None = None
-        self._socket: AsyncSocketModeHandler | None = None
+        self._socket: CheckedSocketModeHandler | None = None
+        self.refusals = RefusalLog()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -94,6 +98,17 @@ class RolloutBot:
         if self.settings.slack_signing_secret:
             return self.settings.slack_signing_secret
         return LOCAL_SIGNING_SECRET if self.settings.embedded_slack else ""
+
+    @property
+    def seal_secret(self) -> tuple[str, str]:
+        """(what it is, the secret) button values and modal metadata are sealed with: the
+        signing secret; in Socket Mode without one, the app-level token (which Socket Mode
+        always has); failing both, the bot token."""
+        if self.signing_secret:
+            return "the signing secret", self.signing_secret
+        if self.settings.slack_app_token:
+            return "the app-level token (SLACK_APP_TOKEN)", self.settings.slack_app_token
+        return "the bot token", self.settings.slack_bot_token or LOCAL_TOKEN
 
     async def start(self) -> None:
         settings = self.settings
@@ -111,7 +126,10 @@ class RolloutBot:
                 api_url,
                 self.signing_secret,
             )
-        client = AsyncWebClient(token=token, base_url=api_url, retry_handlers=[])
+        what, secret = self.seal_secret
+        self.seal = ButtonSeal.from_secret(secret)
+        log.info("Button values are sealed with a key derived from %s", what)
+        client = SealedWebClient(token=token, base_url=api_url, retry_handlers=[], seal=self.seal)
 
         self.engine = create_engine(settings.database_url or default_url())
         await migrate(self.engine)
@@ -201,10 +219,18 @@ class RolloutBot:
             handler=self.handler,
             service=self.service,
             metrics=self.metrics,
+            seal=self.seal,
+            slack=client,
             home=self.home,
         )
         register_incident_actions(
-            self.bolt, self.incidents, self.service, self.metrics, home=self.home.notice
+            self.bolt,
+            self.incidents,
+            self.service,
+            self.metrics,
+            seal=self.seal,
+            slack=client,
+            home=self.home.notice,
         )
         register_rehearsal_actions(self.bolt, self.rehearsals, self.service)
         am = self.config.alertmanager
@@ -221,6 +247,7 @@ class RolloutBot:
             service=self.service,
             metrics=self.metrics,
             engine=self.engine,
+            refusals=self.refusals,
             alertmanager=alertmanager_handler(
                 self.alert_intake, EndpointAuth.from_config(am, settings.alertmanager_token)
             ),
@@ -234,7 +261,8 @@ class RolloutBot:
             names=self.names.names,
         )
         self.incidents.on_change.append(self.dashboard.changed)
-        self._runner = web.AppRunner(web_app, access_log=None)
+        server_log = ServerLogger(logging.getLogger("aiohttp.server"), self.refusals)
+        self._runner = web.AppRunner(web_app, access_log=None, logger=server_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.host, settings.port)
         await site.start()
@@ -250,8 +278,8 @@ class RolloutBot:
             await self.flags_file.write_if_changed()  # the file exists once the bot is up
             self._tasks.append(asyncio.create_task(self.flags_file.run(), name="flags-file"))
         if settings.socket_mode:
-            self._socket = AsyncSocketModeHandler(
-                self.bolt, settings.slack_app_token, web_client=client
+            self._socket = CheckedSocketModeHandler(
+                self.bolt, settings.slack_app_token, web_client=client, refusals=self.refusals
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("Socket Mode connected")

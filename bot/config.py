@@ -368,8 +368,9 @@ class DashboardConfig(_Model):
     token: str | None = Field(
         default=None,
         min_length=16,
-        description="required when the bot listens beyond loopback: open `/?token=…` once, "
-        "or send `Authorization: Bearer …`; with no token there, the dashboard answers 403",
+        description="when set, always required (on loopback too, e.g. behind a proxy on the "
+        "same host): open `/?token=…` once, or send `Authorization: Bearer …`; required when "
+        "the bot listens beyond loopback, where without it the dashboard answers 403",
     )
     recent_events: int = Field(
         default=5, ge=1, le=50, description="events shown in each rollout's timeline"

@@ -17,7 +17,7 @@ from bot.services.incidents import IncidentService, parse_incident_id
 from bot.services.people import People
 from bot.services.rehearsals import Ask, Reach, Rehearsals
 from bot.services.rollouts import Actor, RolloutService
-from commands.parse import Request, help_text, parse
+from commands.parse import Request, help_text, parse, unescape
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class Handler:
         except Exception:  # the person who typed it still gets an answer, never silence
             log.exception("/rollout %s failed", text)
             return Reply(
-                f"The bot could not finish `/rollout {text.strip()}`: an error on its side, "
+                f"The bot could not finish `/rollout {blocks.escape(unescape(text).strip())}`: "
+                "an error on its side, "
                 "now in its log. Check `/rollout status` before trying again.",
                 ok=False,
                 verb=request.verb,
@@ -82,12 +83,7 @@ class Handler:
     ) -> Reply:
         """A Confirm or Cancel button: the request it names, on the rollout it names."""
         if name not in self.service.specs:
-            return Reply(
-                f"This button is for a rollout named `{blocks.escape(name[:64])}`, which is not "
-                "configured. Nothing was done.",
-                ok=False,
-                verb=command.verb,
-            )
+            return Reply(blocks.unknown_rollout_click_text(name), ok=False, verb=command.verb)
         request = Request(command.verb, name, command)
         reply = await self._act(request, actor, dedup_key, None)
         return Reply(reply.text, reply.ok, reply.blocks, command.verb)

@@ -35,6 +35,7 @@ class IncidentRow(Base):
     severity: Mapped[str] = mapped_column(String(16), default="")
     summary: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")
+    source_url: Mapped[str] = mapped_column(Text, default="", server_default="")
     chain: Mapped[dict[str, Any]]
     alerts: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16))

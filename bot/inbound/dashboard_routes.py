@@ -4,10 +4,12 @@ Every change the rollout service commits wakes each open event stream; the overv
 read and rendered once per change, and each stream pushes the fragment when it differs from
 what it last sent. Idle streams re-check every KEEPALIVE_SECONDS and send a keepalive.
 
-Access: no login while the bot listens on loopback only. Bound anywhere else, the
-dashboard needs `dashboard.token` from the config, given once as `?token=` (it becomes a
-cookie and the address loses it) or on every request as `Authorization: Bearer`. Bound
-elsewhere with no token configured, the dashboard refuses with 403 and says how to set one.
+Access: with `dashboard.token` set in the config, the dashboard always needs it, on loopback
+too (a reverse proxy on the same host reaches the bot from 127.0.0.1). With no token, it is
+open while the bot listens on loopback only. The token is given once as `?token=` (it
+becomes a cookie and the address loses it) or on every request as `Authorization: Bearer`.
+Bound beyond loopback with no token configured, the dashboard refuses with 403 and says how
+to set one.
 """
 
 from __future__ import annotations
@@ -69,10 +71,8 @@ class DashboardAuth:
         return hmac.new(self.token.encode(), b"rollout-bot dashboard", hashlib.sha256).hexdigest()
 
     def check(self, request: web.Request) -> Access:
-        if is_loopback(self.host):
-            return Access.OPEN
-        if not self.token:
-            return Access.NO_TOKEN_CONFIGURED
+        if not self.token:  # a configured token is always asked for, on loopback too
+            return Access.OPEN if is_loopback(self.host) else Access.NO_TOKEN_CONFIGURED
         auth = request.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):
             return Access.OPEN if _same(auth[7:].strip(), self.token) else Access.WRONG_TOKEN

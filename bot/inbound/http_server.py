@@ -20,6 +20,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.domain.exposure import evaluate
 from bot.domain.policy import EmergencyFreeze
+from bot.inbound.payloads import payload_problem
+from bot.inbound.refusal_log import RefusalLog
 from bot.metrics import Metrics
 from bot.services.flags_file import read_document
 from bot.services.rollouts import (
@@ -34,7 +36,6 @@ from storage.repository import Repository
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
-SLASH_FIELDS = ("command", "user_id", "channel_id")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -45,12 +46,14 @@ def build_web_app(
     service: RolloutService,
     metrics: Metrics,
     engine: Any,
+    refusals: RefusalLog | None = None,
     alertmanager: Handler | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     # No secret (Socket Mode needs none): no signature can be checked, so nothing over
     # HTTP is taken for Slack.
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
+    refused = refusals or RefusalLog()
 
     async def slack_events(request: web.Request) -> web.Response:
         if bolt is None or verifier is None:
@@ -58,13 +61,13 @@ def build_web_app(
         try:  # Slack sends UTF-8 whatever the Content-Type's charset claims
             body = (await request.read()).decode("utf-8")
         except UnicodeDecodeError as exc:
-            log.warning("refusing a Slack request whose body is not UTF-8: %s", exc)
+            refused.refused(f"a Slack request whose body is not UTF-8: {exc}", request.remote)
             return _error(400, "the body is not UTF-8 text")
         if not _signature_ok(verifier, body, request):
             return web.json_response({"error": "invalid request"}, status=401)
         problem = _malformed(body, request.content_type)
         if problem:
-            log.warning("refusing a Slack request: %s", problem)
+            refused.refused(f"a signed Slack request: {problem}", request.remote)
             return _error(400, problem)
         bolt_request = AsyncBoltRequest(
             body=body,
@@ -172,15 +175,7 @@ def _malformed(body: str, content_type: str) -> str | None:
             data = json.loads(form["payload"]) if "payload" in form else form
     except (ValueError, KeyError) as exc:
         return f"the body is neither a Slack form nor JSON: {exc}"
-    if not isinstance(data, dict):
-        return "the payload must be a JSON object"
-    if "command" in data:
-        missing = [f for f in SLASH_FIELDS if not data.get(f)]
-        if missing:
-            return f"slash command without {', '.join(missing)}"
-    elif "type" not in data:
-        return "neither a slash command nor an interaction payload"
-    return None
+    return payload_problem(data)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -12,8 +12,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound.answers import HomeNotice, answer_click
+from bot.inbound.payloads import opened_value
 from bot.metrics import Metrics
 from bot.render import buttons as actions
+from bot.render.blocks import unsealed_click_text
+from bot.render.seal import ButtonSeal
 from bot.services.incidents import Answer, IncidentService
 from bot.services.rollouts import RolloutService
 
@@ -25,20 +28,26 @@ def register_incident_actions(
     incidents: IncidentService,
     service: RolloutService,
     metrics: Metrics,
+    seal: ButtonSeal,
+    slack: AsyncWebClient,
     home: HomeNotice | None = None,
 ) -> None:
-    """`home`: publishes the clicker's Home tab with the answer on it, for clicks there."""
+    """`home`: publishes the clicker's Home tab with the answer on it, for clicks there;
+    `slack`: the bot's own client, which seals what it sends."""
 
     @app.action(re.compile("^(" + "|".join(actions.INCIDENT_ALL) + ")$"))
     async def on_incident_button(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
     ) -> None:
         await ack()
         user = str(body.get("user", {}).get("id", ""))
-        try:
-            value = actions.IncidentButtonValue.decode(str(action.get("value", "")))
-        except ValueError:
-            log.warning("ignoring an incident button with a value we did not write: %r", action)
+        value = opened_value(seal, action, actions.IncidentButtonValue.decode)
+        if value is None:
+            log.warning("refused a %s click by %s: a value this bot did not draw",
+                        action.get("action_id"), user)
+            await answer_click(
+                service, body, user, unsealed_click_text(), client=slack, home=home
+            )
             return
         answer: Answer
         if action["action_id"] == actions.INCIDENT_ACK:
@@ -51,4 +60,4 @@ def register_incident_actions(
             answer = await incidents.silence(value.incident, user)
             verb = "silence"
         metrics.commands.labels(verb, "ok" if answer.ok else "refused").inc()
-        await answer_click(service, body, user, answer.text, client=client, home=home)
+        await answer_click(service, body, user, answer.text, client=slack, home=home)

@@ -27,6 +27,7 @@ from bot.inbound.answers import answer_click
 from bot.metrics import Metrics
 from bot.render import buttons as actions
 from bot.render.blocks import Block, escape
+from bot.render.seal import ButtonSeal
 from bot.services.rollouts import Actor, RolloutService
 from commands.handle import Handler
 
@@ -60,14 +61,15 @@ class ReasonRequest:
         """Raises ValueError on anything a modal of ours could not have carried."""
         try:
             data = json.loads(raw)
-            request = cls(str(data["a"]), data["r"], data["v"], str(data.get("u") or ""))
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise ValueError(f"not a reason modal's metadata: {raw[:80]!r}") from exc
-        if request.verb not in VERBS.values() or not isinstance(request.rollout, str) or (
-            not isinstance(request.version, int) or isinstance(request.version, bool)
-        ):
+        if not isinstance(data, dict) or set(data) != {"a", "r", "v", "u"}:
             raise ValueError(f"not a reason modal's metadata: {raw[:80]!r}")
-        return request
+        value = actions.ButtonValue.decode(json.dumps({"r": data["r"], "v": data["v"]}))
+        verb, url = data["a"], data["u"]
+        if verb not in VERBS.values() or not isinstance(url, str):
+            raise ValueError(f"not a reason modal's metadata: {raw[:80]!r}")
+        return cls(verb, value.rollout, value.version, url)
 
 
 def required(verb: str) -> bool:
@@ -172,17 +174,27 @@ async def open_reason_modal(
         )
 
 
+def _opened(seal: ButtonSeal, metadata: str) -> ReasonRequest | None:
+    """What a modal this bot opened carries back; None for any other metadata."""
+    raw = seal.open(metadata)
+    if raw is None:
+        return None
+    try:
+        return ReasonRequest.decode(raw)
+    except ValueError:
+        return None
+
+
 def register_reason_modal(
-    app: AsyncApp, handler: Handler, service: RolloutService, metrics: Metrics
+    app: AsyncApp, handler: Handler, service: RolloutService, metrics: Metrics, seal: ButtonSeal
 ) -> None:
     @app.view(CALLBACK_ID)
     async def on_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str(body.get("user", {}).get("id", ""))
-        try:
-            request = ReasonRequest.decode(str(view.get("private_metadata", "")))
-        except ValueError:
-            log.warning("ignoring a view submission we did not open: %r", view.get("id"))
-            await ack()
+        request = _opened(seal, str(view.get("private_metadata", "")))
+        if request is None or request.rollout not in service.specs:
+            log.warning("ignoring a view submission this bot did not open: %r", view.get("id"))
+            await ack()  # the modal closes; nothing was done
             return
         reason = submitted_reason(view)
         problem = reason_problem(request.verb, reason)

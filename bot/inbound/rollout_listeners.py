@@ -1,7 +1,10 @@
 """Bolt listeners: ack fast, turn the payload into a command, hand it to the handler.
 
 Slash commands and buttons go through the same `Handler.handle`; buttons carry the
-version of the rollout they were drawn at, so a double click acts once.
+version of the rollout they were drawn at, so a double click acts once. A button acts only
+on what it was drawn for: its value must open with the bot's seal (`bot.render.seal`), parse
+strictly, and name a configured rollout exactly; otherwise nothing changes and the person
+who clicked is told why.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from bot.domain.rollout import Cancel, Confirm
 from bot.inbound import reason_modal
 from bot.inbound.answers import answer_click
 from bot.inbound.app_home_listener import AppHome
+from bot.inbound.payloads import opened_value
 from bot.metrics import Metrics
 from bot.render import buttons as actions
 from bot.services.rehearsals import Reach
+from bot.render.blocks import unknown_rollout_click_text, unsealed_click_text
+from bot.render.seal import ButtonSeal
 from bot.services.rollouts import Actor, RolloutService
 from commands.handle import Handler, Reply
 
@@ -43,8 +49,13 @@ def build_app(
     handler: Handler,
     service: RolloutService,
     metrics: Metrics,
+    seal: ButtonSeal,
+    slack: AsyncWebClient,
     home: AppHome | None = None,
 ) -> AsyncApp:
+    """`slack`: the bot's own client, which seals what it sends (`bot.sealed_client`); the
+    listeners use it rather than the plain one Bolt makes for each request."""
+
     async def authorize(
         enterprise_id: str | None, team_id: str | None, user_id: str | None
     ) -> AuthorizeResult:
@@ -89,19 +100,16 @@ def build_app(
         await ack(response_type="ephemeral", text=reply.text, blocks=reply.blocks or None)
 
     @app.action(re.compile("^(" + "|".join(actions.ALL) + ")$"))
-    async def on_button(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
+    async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         user, key = _click(body, action, service.channel)
-        try:
-            value = actions.ButtonValue.decode(str(action.get("value", "")))
-        except ValueError:
-            log.warning("ignoring a button with a value we did not write: %r", action)
+        value = opened_value(seal, action, actions.ButtonValue.decode)
+        if value is None or value.rollout not in service.specs:
+            await _refuse_click(service, body, user, action, value)
             return
         if action["action_id"] in reason_modal.VERBS:  # Pause, Roll back: ask why first
             verb = reason_modal.VERBS[action["action_id"]]
-            await reason_modal.open_reason_modal(client, service, body, verb, value)
+            await reason_modal.open_reason_modal(slack, service, body, verb, value)
             return
         text = _BUTTON_TEXT[action["action_id"]].format(name=value.rollout)
         reply = await handler.handle(
@@ -110,7 +118,7 @@ def build_app(
         _count(metrics, reply)
         await answer_click(service, body, user, reply.text)
 
-    reason_modal.register_reason_modal(app, handler, service, metrics)
+    reason_modal.register_reason_modal(app, handler, service, metrics, seal)
 
     @app.action(actions.OPEN_THREAD)
     async def on_open_thread(ack: AsyncAck) -> None:
@@ -123,10 +131,9 @@ def build_app(
         """Confirm or Cancel on a step that needs a second person."""
         await ack()
         user, key = _click(body, action, service.channel)
-        try:
-            value = actions.RequestValue.decode(str(action.get("value", "")))
-        except ValueError:
-            log.warning("ignoring a button with a value we did not write: %r", action)
+        value = opened_value(seal, action, actions.RequestValue.decode)
+        if value is None or value.rollout not in service.specs:
+            await _refuse_click(service, body, user, action, value)
             return
         command = (
             Confirm(value.request) if action["action_id"] == actions.CONFIRM
@@ -141,12 +148,28 @@ def build_app(
     if home is not None:
 
         @app.event("app_home_opened")
-        async def on_home_opened(
-            body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
-        ) -> None:
-            await home.opened(body, event, client)
+        async def on_home_opened(body: dict[str, Any], event: dict[str, Any]) -> None:
+            await home.opened(body, event, slack)
 
     return app
+
+
+async def _refuse_click(
+    service: RolloutService,
+    body: dict[str, Any],
+    user: str,
+    action: dict[str, Any],
+    value: actions.ButtonValue | actions.RequestValue | None,
+) -> None:
+    """Nothing is done; the person who clicked is told why."""
+    log.warning(
+        "refused a %s click by %s: %s",
+        action.get("action_id"),
+        user,
+        "a value this bot did not draw" if value is None else "no such rollout",
+    )
+    text = unsealed_click_text() if value is None else unknown_rollout_click_text(value.rollout)
+    await answer_click(service, body, user, text)
 
 
 def _click(body: dict[str, Any], action: dict[str, Any], channel: str) -> tuple[str, str]:

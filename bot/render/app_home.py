@@ -23,6 +23,7 @@ from bot.render.blocks import (
     button,
     context,
     escape,
+    escaped_holds,
     freeze_line,
     mention,
     policy_lines,
@@ -69,7 +70,7 @@ def home_view(
         shown += 1
     if shown < len(groups):
         hidden = overview.rollouts[shown:]
-        names = ", ".join(r.name for r in hidden[:20]) + (", …" if len(hidden) > 20 else "")
+        names = ", ".join(escape(r.name) for r in hidden[:20]) + (", …" if len(hidden) > 20 else "")
         body.append(
             section(
                 f"…and {len(hidden)} more: {names}. Type `/rollout status NAME` for one of them."
@@ -101,7 +102,7 @@ def _for_you(incidents: tuple[IncidentView, ...], user: str) -> list[Block]:
 
 def _incident_line(incident: IncidentView, label: str, action_id: str, style: str | None) -> Block:
     where = f" · *{escape(incident.rollout)}*" if incident.rollout else ""
-    line = section(f"• `{incident.id}` {escape(incident.summary)}{where}")
+    line = section(f"• `{escape(incident.id)}` {escape(incident.summary)}{where}")
     if incident.number is not None:
         value = actions.IncidentButtonValue(incident.number).encode()
         line["accessory"] = button(label, action_id, value, style)
@@ -113,9 +114,9 @@ def _rollout_blocks(r: RolloutView, thread: str = "") -> list[Block]:
     where = "not started" if r.stage is None else f"stage {r.stage} of {len(r.stages)}"
     plan = " → ".join(str(p) for p in r.stages)
     lines = [
-        f"{mark} *{r.name}* · flag `{r.flag}` · {r.words}",
+        f"{mark} *{escape(r.name)}* · flag `{escape(r.flag)}` · {r.words}",
         f"`{progress_bar(r.percent)}` *{r.percent} %* · {where}",
-        f"Plan *{r.plan}*: {plan} %",
+        f"Plan *{escape(r.plan)}*: {plan} %",
     ]
     if r.state == "progressing" and r.soak is not None:
         ends = r.soak_ends_at
@@ -127,14 +128,15 @@ def _rollout_blocks(r: RolloutView, thread: str = "") -> list[Block]:
     if r.hold_reason:
         lines.append(f"Held: {escape(r.hold_reason)}")
     if r.held_by:
-        lines.append(f"Held: {held_words(r.held_by, slack_date)}")
+        lines.append(f"Held: {held_words(escaped_holds(r.held_by), slack_date)}")
     lines.extend(policy_lines(r.pending, r.waiting, r.frozen))
     for incident in r.incidents:
         holder = f"held by {mention(incident.holder)}" if incident.holder else "not acknowledged"
-        lines.append(f"🚨 `{incident.id}` {incident.summary} ({holder})")
+        lines.append(f"🚨 `{escape(incident.id)}` {escape(incident.summary)} ({holder})")
     if r.gates:
         lines.append(
-            "Gates: " + ", ".join(f"{_GATE_MARK.get(g.outcome, '•')} {g.name}" for g in r.gates)
+            "Gates: "
+            + ", ".join(f"{_GATE_MARK.get(g.outcome, '•')} {escape(g.name)}" for g in r.gates)
         )
     blocks = [section("\n".join(lines))]
     if thread:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from bot.domain.durations import format_duration
-from bot.domain.gates import GateView, Outcome, fmt_value, held_words
+from bot.domain.gates import GateHold, GateView, Outcome, fmt_value, held_words
 from bot.domain.policy import EmergencyFreeze, Frozen
 from bot.domain.rollout import (
     HOLD_CHANGE,
@@ -62,15 +64,21 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,30}")
+_GROUP_ID = re.compile(r"S[A-Z0-9]{1,30}")
+
+
 def mention(actor: str) -> str:
-    return f"<@{actor}>" if actor[:1] in ("U", "W") else actor
+    """A person by a mention (Slack draws their name); anything that is not a user ID
+    (the bot itself, Alertmanager, a malformed ID) as inert text."""
+    return f"<@{actor}>" if _USER_ID.fullmatch(actor) else escape(actor)
 
 
 def who_words(ids: Sequence[str]) -> str:
     """Users and user groups, as mentions."""
     if not ids:
         return "nobody (no one holds that role in the config)"
-    return ", ".join(f"<!subteam^{i}>" if i.startswith("S") else mention(i) for i in ids)
+    return ", ".join(f"<!subteam^{i}>" if _GROUP_ID.fullmatch(i) else mention(i) for i in ids)
 
 
 def refusal_text(refusal: Refusal) -> str:
@@ -85,9 +93,10 @@ def refusal_text(refusal: Refusal) -> str:
 
 def request_reply(spec: RolloutSpec, pending: PendingStep) -> str:
     return (
-        f"Asked: {pending_words(pending)} of {spec.name} needs a second person (the "
+        f"Asked: {pending_words(pending)} of {escape(spec.name)} needs a second person (the "
         f"two-person rule). Someone else who may make this step presses Confirm in the thread"
-        f" or types `/rollout confirm {spec.name}` before {slack_date(pending.expires_at)}; "
+        f" or types `/rollout confirm {escape(spec.name)}` before "
+        f"{slack_date(pending.expires_at)}; "
         "otherwise the request expires."
     )
 
@@ -174,12 +183,17 @@ def stage_line(spec: RolloutSpec, status: RolloutStatus) -> str:
 def summary_text(spec: RolloutSpec, status: RolloutStatus) -> str:
     """One line for notifications and fallbacks."""
     held = f", held: {held_text(status)}" if status.held_by else ""
-    return f"{spec.name}: {state_words(status)}{held}"
+    return f"{escape(spec.name)}: {state_words(status)}{held}"
 
 
 def held_text(status: RolloutStatus) -> str:
     """The gates holding the rollout: "error_rate — Prometheus unreachable since <date>"."""
-    return held_words(status.held_by, slack_date)
+    return held_words(escaped_holds(status.held_by), slack_date)
+
+
+def escaped_holds(holds: Sequence[GateHold]) -> list[GateHold]:
+    """Holds whose gate names (from the config) are inert text, to go beside dates."""
+    return [replace(h, gate=escape(h.gate)) for h in holds]
 
 
 def _held_lines(status: RolloutStatus) -> list[str]:
@@ -194,9 +208,9 @@ def parent_message(spec: RolloutSpec, status: RolloutStatus) -> dict[str, Any]:
     mark = _STATE_MARK[status.state]
     plan = " → ".join(str(p) for p in spec.plan.percents)
     lines = [
-        f"{mark} *{spec.name}* · flag `{spec.flag}` · {state_words(status)}",
+        f"{mark} *{escape(spec.name)}* · flag `{escape(spec.flag)}` · {state_words(status)}",
         stage_line(spec, status),
-        f"Plan *{spec.plan.name}*: {plan} %",
+        f"Plan *{escape(spec.plan.name)}*: {plan} %",
         *_held_lines(status),
         *policy_lines(status.pending, status.waiting),
     ]
@@ -238,7 +252,7 @@ def advance_confirm(spec: RolloutSpec, status: RolloutStatus) -> Block:
         "title": {"type": "plain_text", "text": "Advance?"},
         "text": {
             "type": "mrkdwn",
-            "text": f"Advance *{spec.name}* {where}? The gates are checked first; "
+            "text": f"Advance *{escape(spec.name)}* {where}? The gates are checked first; "
             "the soak starts again at the new stage.",
         },
         "confirm": {"type": "plain_text", "text": "Advance"},
@@ -270,15 +284,18 @@ def gate_lines(view: GateView, prometheus_url: str, now_words: str = "") -> list
     if view.outcome is Outcome.FAIL and view.value is not None:
         side = view.side
         head = (
-            f"🔴 Gate *{view.name}*: measured *{fmt_value(view.value)}*, {side} the threshold "
-            f"*{fmt_value(view.threshold)}*, for the whole window of *{window}*"
+            f"🔴 Gate *{escape(view.name)}*: measured *{fmt_value(view.value)}*, {side} the"
+            f" threshold *{fmt_value(view.threshold)}*, for the whole window of *{window}*"
         )
     elif view.outcome is Outcome.FAIL:
-        head = f"🔴 Gate *{view.name}*: {view.detail} for the whole window of *{window}*"
+        head = (
+            f"🔴 Gate *{escape(view.name)}*: {escape(view.detail)} for the whole window of"
+            f" *{window}*"
+        )
     else:
         what = "no data" if view.outcome is Outcome.NO_DATA else "metrics source down"
-        head = f"🟡 Gate *{view.name}*: {what}{now_words} ({view.detail})"
-    lines = [head, f"Query: `{view.query}`"]
+        head = f"🟡 Gate *{escape(view.name)}*: {what}{now_words} ({escape(view.detail)})"
+    lines = [head, f"Query: `{escape(view.query)}`"]
     if prometheus_url and view.query:
         link = prometheus_link(prometheus_url, view.query)
         lines.append(f"<{link}|Open the query in Prometheus>")
@@ -304,7 +321,7 @@ def change_message(
         movement = f"{change.from_percent} % → *{change.to_percent} %*"
     else:
         movement = f"at {change.to_percent} %"
-    line = f"{mention(actor)} {verb} *{spec.name}* {movement}"
+    line = f"{mention(actor)} {verb} *{escape(spec.name)}* {movement}"
     if source == "button":
         line += " (button)"
     if source == "automatic":
@@ -333,10 +350,11 @@ def change_message(
         lines.append(f"Reason: {escape(change.reason)}")
     if status.state is State.PAUSED and change.verb == "rollback":
         lines.append(
-            f"Held at {status.percent} % until someone types `/rollout resume {spec.name}`."
+            f"Held at {status.percent} % until someone types"
+            f" `/rollout resume {escape(spec.name)}`."
         )
     if status.state is State.ROLLED_BACK:
-        lines.append(f"Held at 0 % until someone types `/rollout start {spec.name}`.")
+        lines.append(f"Held at 0 % until someone types `/rollout start {escape(spec.name)}`.")
     moved = change.verb not in _ASKED_ONLY  # a request, its end or a wait moves nothing
     if moved and status.state is State.PROGRESSING and status.stage_index is not None:
         stage = spec.plan.stages[status.stage_index]
@@ -347,8 +365,8 @@ def change_message(
 
 def _wait_line(spec: RolloutSpec, change: Change, status: RolloutStatus) -> str:
     head = (
-        f"⏳ *{spec.name}* soaked green at {change.from_percent} %, but does not advance to "
-        f"{change.to_percent} % yet: {escape(change.reason)}."
+        f"⏳ *{escape(spec.name)}* soaked green at {change.from_percent} %, but does not"
+        f" advance to {change.to_percent} % yet: {escape(change.reason)}."
     )
     waiting = status.waiting
     if waiting is not None and waiting.until is not None:
@@ -356,7 +374,8 @@ def _wait_line(spec: RolloutSpec, change: Change, status: RolloutStatus) -> str:
     if waiting is not None and waiting.frozen:
         return head + " It goes on by itself when a lead types `/rollout unfreeze`."
     return head + (
-        f" A lead types `/rollout advance next {spec.name}` and another person confirms it."
+        f" A lead types `/rollout advance next {escape(spec.name)}` and another person"
+        " confirms it."
     )
 
 
@@ -365,13 +384,13 @@ def hold_line(
 ) -> str:
     """The one thread line for a hold starting, changing or ending. `gates` are the held
     gates (start, change) or the gates measured again (end)."""
-    name = f"*{spec.name}*"
+    name = f"*{escape(spec.name)}*"
     if change.verb == HOLD_END:
-        line = f"▶️ {name} is no longer held: {change.reason}."
+        line = f"▶️ {name} is no longer held: {escape(change.reason)}."
         red = [v for v in gates if v.outcome is Outcome.FAIL]
         if red:
             window = format_duration(max(v.window for v in red))
-            names = ", ".join(v.name for v in red)
+            names = ", ".join(escape(v.name) for v in red)
             line += f" {names} {'is' if len(red) == 1 else 'are'} red: it rolls back if it"
             line += f" stays red for {window}."
         elif status.state is State.PROGRESSING:
@@ -402,7 +421,8 @@ def status_message(
     for spec in specs:
         status = statuses[spec.name]
         parts = [
-            f"{_STATE_MARK[status.state]} *{spec.name}* ({spec.flag}) · {state_words(status)}",
+            f"{_STATE_MARK[status.state]} *{escape(spec.name)}* ({escape(spec.flag)}) ·"
+            f" {state_words(status)}",
             stage_line(spec, status),
         ]
         parts.extend(_held_lines(status))
@@ -415,14 +435,14 @@ def status_message(
 
 def history_message(name: str, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not events:
-        text = f"*{name}* has no history yet."
+        text = f"*{escape(name)}* has no history yet."
         return {"text": text, "blocks": [section(text)]}
-    lines = [f"*{name}* — last {len(events)} changes:"]
+    lines = [f"*{escape(name)}* — last {len(events)} changes:"]
     for e in events:
         verb = verb_words(e["verb"])
         line = f"• {slack_date(e['at'])} {mention(e['actor'])} {verb}"
         if not e.get("every_rollout"):
-            line += f" {e['from_percent']} % → {e['to_percent']} % ({e['source']})"
+            line += f" {e['from_percent']} % → {e['to_percent']} % ({escape(e['source'])})"
         policy = e.get("policy") or {}
         if policy.get("confirmed_by"):
             line += (
@@ -438,3 +458,21 @@ def history_message(name: str, events: Sequence[dict[str, Any]]) -> dict[str, An
         lines.append(line)
     text = "\n".join(lines)
     return {"text": text, "blocks": [section(text)]}
+
+
+def unsealed_click_text() -> str:
+    """A click on a button whose value this bot did not seal: drawn before buttons were
+    sealed, by another key, or not by this bot at all."""
+    return (
+        "This button was not drawn by this bot, or its message is older than the bot's "
+        "signed buttons: nothing was done. Type `/rollout status` to see where things "
+        "stand and act with a command; the rollout's message gets fresh buttons at its "
+        "next change."
+    )
+
+
+def unknown_rollout_click_text(name: str) -> str:
+    return (
+        f"This button is for a rollout named `{escape(name[:64])}`, which is not "
+        "configured. Nothing was done. Type `/rollout status` for the rollouts there are."
+    )

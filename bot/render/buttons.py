@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from typing import Any
 
 ADVANCE = "rollout_advance_next"
 PAUSE = "rollout_pause"
@@ -14,6 +16,34 @@ CANCEL = "rollout_cancel"
 ALL = (ADVANCE, PAUSE, RESUME, ROLLBACK)
 OPEN_THREAD = "rollout_open_thread"  # a link button in the App Home: Slack opens the thread
 REQUEST_ALL = (CONFIRM, CANCEL)
+
+
+ROLLOUT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # as the config allows them
+MAX_NUMBER = 2**53  # versions, requests and incidents: far below what a database column holds
+
+
+def _object(raw: str, keys: set[str], what: str) -> dict[str, Any]:
+    """The JSON object a button of ours carries: exactly `keys`, nothing more or less."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not {what}: {raw[:80]!r}") from exc
+    if not isinstance(data, dict) or set(data) != keys:
+        raise ValueError(f"not {what}: {raw[:80]!r}")
+    return data
+
+
+def _rollout(data: dict[str, Any], raw: str, what: str) -> str:
+    name = data["r"]
+    if not isinstance(name, str) or not ROLLOUT_NAME.fullmatch(name):
+        raise ValueError(f"not {what}: {raw[:80]!r}")
+    return name
+
+
+def _number(value: Any, raw: str, what: str, *, least: int = 0) -> int:
+    if type(value) is not int or not least <= value < MAX_NUMBER:
+        raise ValueError(f"not {what}: {raw[:80]!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,14 +59,9 @@ class ButtonValue:
     @classmethod
     def decode(cls, raw: str) -> ButtonValue:
         """Raises ValueError on anything that a button of ours could not have sent."""
-        try:
-            data = json.loads(raw)
-            rollout, version = data["r"], data["v"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"not a rollout button value: {raw[:80]!r}") from exc
-        if not isinstance(rollout, str) or not isinstance(version, int):
-            raise ValueError(f"not a rollout button value: {raw[:80]!r}")
-        return cls(rollout, version)
+        what = "a rollout button value"
+        data = _object(raw, {"r", "v"}, what)
+        return cls(_rollout(data, raw, what), _number(data["v"], raw, what))
 
 
 @dataclass(frozen=True)
@@ -52,14 +77,9 @@ class RequestValue:
     @classmethod
     def decode(cls, raw: str) -> RequestValue:
         """Raises ValueError on anything that a button of ours could not have sent."""
-        try:
-            data = json.loads(raw)
-            rollout, request = data["r"], data["q"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"not a request button value: {raw[:80]!r}") from exc
-        if not isinstance(rollout, str) or type(request) is not int or set(data) != {"r", "q"}:
-            raise ValueError(f"not a request button value: {raw[:80]!r}")
-        return cls(rollout, request)
+        what = "a request button value"
+        data = _object(raw, {"r", "q"}, what)
+        return cls(_rollout(data, raw, what), _number(data["q"], raw, what, least=1))
 
 
 # --- incident buttons: on the incident's thread message, its pages and reminders ----------
@@ -82,10 +102,6 @@ class IncidentButtonValue:
     @classmethod
     def decode(cls, raw: str) -> IncidentButtonValue:
         """Raises ValueError on anything that a button of ours could not have sent."""
-        try:
-            incident = json.loads(raw)["i"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"not an incident button value: {raw[:80]!r}") from exc
-        if not isinstance(incident, int) or isinstance(incident, bool):
-            raise ValueError(f"not an incident button value: {raw[:80]!r}")
-        return cls(incident)
+        what = "an incident button value"
+        data = _object(raw, {"i"}, what)
+        return cls(_number(data["i"], raw, what, least=1))

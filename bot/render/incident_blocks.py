@@ -3,6 +3,7 @@ the "nobody answered" message. Pure functions of data."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 from bot.domain.durations import format_duration, format_elapsed
 from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
 from bot.render import buttons as actions
-from bot.render.blocks import Block, button, context, mention, section, slack_date
+from bot.render.blocks import Block, button, context, escape, mention, section, slack_date
 
 MAX_ALERTS_SHOWN = 10
 PAGE_REF = "page:"  # page DMs are remembered as page:<incident>:<user>:<level>:<round>
@@ -58,8 +59,32 @@ def who(actor: str | None) -> str:
 
 
 def title(view: IncidentView) -> str:
-    where = f" · *{view.rollout}*" if view.rollout else ""
-    return f"Incident {view.label}{where} · {_KIND_WORDS.get(view.kind, view.kind)}"
+    where = f" · *{escape(view.rollout)}*" if view.rollout else ""
+    return f"Incident {view.label}{where} · {escape(_KIND_WORDS.get(view.kind, view.kind))}"
+
+
+def summary(view: IncidentView) -> str:
+    """The incident's summary (an alert's, from outside), as inert text."""
+    return escape(view.summary)
+
+
+def detail_lines(view: IncidentView) -> list[str]:
+    """The detail (an alert's description, or the bot's own evidence) as inert text, and
+    the link to where the alert came from: a link only for an http(s) address that Slack's
+    link syntax cannot be broken out of."""
+    lines = [escape(view.detail)] if view.detail else []
+    if safe_link(view.source_url):
+        lines.append(f"<{view.source_url}|Source>")
+    return lines
+
+
+def safe_link(url: str) -> bool:
+    """Whether `url` can go in `<url|text>` as it is: http or https, and none of the
+    characters that end or split Slack's link markup, nor blanks."""
+    head, sep, rest = url.partition("://")
+    if not sep or head.lower() not in ("http", "https") or not rest:
+        return False
+    return not any(c in "|<>" or c.isspace() or ord(c) < 32 for c in url)
 
 
 def incident_message(view: IncidentView) -> dict[str, Any]:
@@ -71,9 +96,7 @@ def incident_message(view: IncidentView) -> dict[str, Any]:
         IncidentState.ACKNOWLEDGED: "👀",
         IncidentState.RESOLVED: "✅",
     }[view.state]
-    lines = [f"{mark} {title(view)}", view.summary]
-    if view.detail:
-        lines.append(view.detail)
+    lines = [f"{mark} {title(view)}", summary(view), *detail_lines(view)]
     alert_lines = _alert_lines(view.alerts)
     if alert_lines:
         lines.append("\n".join(alert_lines))
@@ -83,7 +106,7 @@ def incident_message(view: IncidentView) -> dict[str, Any]:
     buttons = incident_buttons(view)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"incident:{view.id}", "elements": buttons})
-    text = f"{mark} Incident {view.label}: {view.summary} — {_plain(status)}"
+    text = f"{mark} Incident {view.label}: {summary(view)} — {_plain(status)}"
     return {"text": text, "blocks": blocks}
 
 
@@ -153,30 +176,28 @@ def page_dm(view: IncidentView, level: int, round: int, snapshot: ChainSnapshot)
     """The direct message to the person paged. Once someone acknowledges or resolves the
     incident, the page is edited to this same function's answer: its buttons give way to who
     took it and when, as on the incident's message in the thread."""
-    where = f" in *{view.rollout}*" if view.rollout else ""
+    where = f" in *{escape(view.rollout)}*" if view.rollout else ""
     if answered(view):
         mark = "✅" if view.state is IncidentState.RESOLVED else "👀"
-        lines = [f"{mark} You were paged for incident {view.label}{where}: {view.summary}"]
-        if view.detail:
-            lines.append(view.detail)
+        lines = [f"{mark} You were paged for incident {view.label}{where}: {summary(view)}"]
+        lines.extend(detail_lines(view))
         line = answered_line(view)
         return {
-            "text": f"{mark} Incident {view.label}: {view.summary} — {_plain(line)}",
+            "text": f"{mark} Incident {view.label}: {summary(view)} — {_plain(line)}",
             "blocks": [section("\n".join(lines)), context(line)],
         }
     lines = [
-        f"🚨 You are on call for incident {view.label}{where}: {view.summary}",
+        f"🚨 You are on call for incident {view.label}{where}: {summary(view)}",
         _level_words(level, round, snapshot)
         + " Acknowledge to stop the escalation, or type "
         + f"`/rollout ack {view.id}`.",
     ]
-    if view.detail:
-        lines.insert(1, view.detail)
+    lines[1:1] = detail_lines(view)
     buttons = incident_buttons(view)
     blocks: list[Block] = [section("\n".join(lines))]
     if buttons:
         blocks.append({"type": "actions", "block_id": f"page:{view.id}", "elements": buttons})
-    return {"text": f"🚨 Incident {view.label}: {view.summary}", "blocks": blocks}
+    return {"text": f"🚨 Incident {view.label}: {summary(view)}", "blocks": blocks}
 
 
 def page_mention(
@@ -184,7 +205,7 @@ def page_mention(
 ) -> dict[str, Any]:
     """The mention in the rollout's thread."""
     text = (
-        f"{target.mention()} you are paged for incident {view.label}: {view.summary}\n"
+        f"{target.mention()} you are paged for incident {view.label}: {summary(view)}\n"
         + _level_words(level, round, snapshot)
         + f" Acknowledge with the button or `/rollout ack {view.id}`."
     )
@@ -196,8 +217,8 @@ def nobody_answered(view: IncidentView, snapshot: ChainSnapshot) -> dict[str, An
     people = ", ".join(lv.mention() for lv in snapshot.levels)
     text = (
         f"<!channel> Nobody acknowledged incident {view.label}"
-        + (f" in *{view.rollout}*" if view.rollout else "")
-        + f": {view.summary}\nThe on-call chain ({people}) was paged {rounds}. "
+        + (f" in *{escape(view.rollout)}*" if view.rollout else "")
+        + f": {summary(view)}\nThe on-call chain ({people}) was paged {rounds}. "
         f"Can anyone look? Type `/rollout ack {view.id}` to take it."
     )
     return {"text": text, "blocks": [section(text)]}
@@ -205,7 +226,7 @@ def nobody_answered(view: IncidentView, snapshot: ChainSnapshot) -> dict[str, An
 
 def resolved_by_data(view: IncidentView, gates: Sequence[str]) -> dict[str, Any]:
     """The thread's line when a no-data or source-down incident ends by itself."""
-    names = ", ".join(f"*{g}*" for g in gates)
+    names = ", ".join(f"*{escape(g)}*" for g in gates)
     verb = "is" if len(gates) == 1 else "are"
     text = (
         f"✅ {names} {verb} measured green again: incident {view.label} is resolved, "
@@ -218,7 +239,7 @@ def reminder(view: IncidentView, acked_at: datetime, now: datetime) -> dict[str,
     ago = format_elapsed(now - acked_at)
     when = "just now" if ago == "just now" else f"{ago} ago"
     text = (
-        f"⏰ Incident {view.label} is still open: {view.summary}\n"
+        f"⏰ Incident {view.label} is still open: {summary(view)}\n"
         f"You acknowledged it {when}. Resolve it when it is over."
     )
     value = actions.IncidentButtonValue(view.id).encode()
@@ -232,8 +253,19 @@ def reminder(view: IncidentView, acked_at: datetime, now: datetime) -> dict[str,
     }
 
 
+def done_text(verb: str, view: IncidentView) -> str:
+    """What the person who acknowledged, resolved or silenced an incident is told."""
+    where = f"{escape(view.rollout)}: " if view.rollout else ""
+    what = f"incident #{view.id} ({where}{summary(view)})"
+    if verb == "acknowledge":
+        return f"Acknowledged {what}. The escalation has stopped; the thread says so."
+    if verb == "resolve":
+        return f"Resolved {what}. The thread says so."
+    return f"Silenced {what} for 1h. The chain starts again after that unless someone acts."
+
+
 def open_incidents_text(views: Sequence[IncidentView]) -> str:
-    listed = "\n".join(f"• `{v.id}` — {title(v)}: {v.summary}" for v in views)
+    listed = "\n".join(f"• `{v.id}` — {title(v)}: {summary(v)}" for v in views)
     return f"{len(views)} incidents are open:\n{listed}"
 
 
@@ -270,7 +302,7 @@ def nobody_paged_message(
         else " The chain goes on as if the page went unanswered."
     )
     text = (
-        f"⚠️ User group <!subteam^{group}> {problem}: nobody was paged for incident "
+        f"⚠️ User group {_group(group)} {escape(problem)}: nobody was paged for incident "
         f"#{incident_id}.{then}"
     )
     return {"incident": incident_id, "text": text, "blocks": [section(text)]}
@@ -283,13 +315,18 @@ def _alert_lines(alerts: Mapping[str, Mapping[str, Any]]) -> list[str]:
     resolved = len(alerts) - len(firing)
     lines = [f"Alerts: {len(firing)} firing, {resolved} resolved"]
     for alert in sorted(firing, key=lambda a: str(a.get("name", "")))[:MAX_ALERTS_SHOWN]:
-        line = f"• 🔥 *{alert.get('name', '?')}*"
+        line = f"• 🔥 *{escape(str(alert.get('name', '?')))}*"
         if alert.get("summary"):
-            line += f" — {alert['summary']}"
+            line += f" — {escape(str(alert['summary']))}"
         lines.append(line)
     if len(firing) > MAX_ALERTS_SHOWN:
         lines.append(f"• … and {len(firing) - MAX_ALERTS_SHOWN} more")
     return lines
+
+
+def _group(group: str) -> str:
+    """A user group by its mention when it is an ID, else as inert text."""
+    return f"<!subteam^{group}>" if re.fullmatch(r"S[A-Z0-9]{1,30}", group) else escape(group)
 
 
 def _plain(text: str) -> str:

@@ -74,7 +74,7 @@ class ChangeLine:
 
     def text(self) -> str:
         what = (
-            f"{self.incident}"
+            escape(self.incident)
             if self.incident
             else f"{self.from_percent} % → {self.to_percent} %"
         )
@@ -98,17 +98,18 @@ class CheckpointView:
 def next_step(view: CheckpointView) -> str:
     """What the rollout waits for, in a sentence."""
     spec, status = view.spec, view.status
+    name = escape(spec.name)
     if any(i.holder is None for i in view.incidents):
         return "Waits for someone to acknowledge the open incident (`/rollout ack`)."
     if status.state is State.PAUSED:
         why = f" ({escape(status.hold_reason)})" if status.hold_reason else ""
-        return f"Held{why}: waits for `/rollout resume {spec.name}`."
+        return f"Held{why}: waits for `/rollout resume {name}`."
     if status.state is State.ROLLED_BACK:
-        return f"Held at 0 %: waits for `/rollout start {spec.name}` to begin again."
+        return f"Held at 0 %: waits for `/rollout start {name}` to begin again."
     if status.state is State.COMPLETED:
         return "Complete: nothing left to do."
     if status.state is State.PENDING:
-        return f"Not started: `/rollout start {spec.name}` begins it."
+        return f"Not started: `/rollout start {name}` begins it."
     if status.pending is not None:
         return policy_lines(status.pending, None)[0] + "."
     frozen = spec.policy.frozen(view.now, view.freeze)
@@ -125,7 +126,7 @@ def next_step(view: CheckpointView) -> str:
     final = status.stage_index == len(spec.plan.stages) - 1
     soak_end = view.soak_ends
     if red or soak_end is None:
-        gates = ", ".join(red) or "not measured yet"
+        gates = ", ".join(escape(g) for g in red) or "not measured yet"
         return (
             f"Waits for green gates ({gates}); its {format_duration(stage.soak)} soak counts "
             "green time only."
@@ -143,18 +144,18 @@ def next_step(view: CheckpointView) -> str:
         return f"Watch at {status.percent} % done: completes at the next evaluation."
     if spec.advance is AdvanceMode.AUTO:
         return "Soak done: advances at the next evaluation."
-    return f"Soak done and gates green: ready for `/rollout advance next {spec.name}`."
+    return f"Soak done and gates green: ready for `/rollout advance next {name}`."
 
 
 def gate_text(gate: GateLine) -> str:
     comparison = ">" if gate.fail_above else "<"
-    line = f"{OUTCOME_MARK[gate.outcome]} *{gate.name}* {fmt_value(gate.value)}"
+    line = f"{OUTCOME_MARK[gate.outcome]} *{escape(gate.name)}* {fmt_value(gate.value)}"
     if gate.threshold is not None:
         line += f" (fails {comparison} {fmt_value(gate.threshold)})"
     if gate.worst is not None:
         line += f" · worst {fmt_value(gate.worst)}"
     if gate.detail and gate.outcome in (Outcome.NO_DATA, Outcome.SOURCE_DOWN):
-        line += f" — {gate.detail}"
+        line += f" — {escape(gate.detail)}"
     return line
 
 
@@ -178,7 +179,7 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
     blocks: list[Block] = [
         *([section(freeze_line(view.freeze))] if view.freeze else []),
         section(
-            f"*Checkpoint · {spec.name}* · {state_words(status)}\n"
+            f"*Checkpoint · {escape(spec.name)}* · {state_words(status)}\n"
             f"{stage_line(spec, status)}{in_stage}\n{next_step(view)}"
         )
     ]
@@ -190,7 +191,7 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
             section(
                 "*Open incidents*\n"
                 + "\n".join(
-                    f"• `{i.id}` {i.summary} — "
+                    f"• `{escape(i.id)}` {escape(i.summary)} — "
                     + (f"held by {mention(i.holder)}" if i.holder else "paging, not acknowledged")
                     for i in view.incidents
                 )
@@ -199,13 +200,13 @@ def checkpoint_message(view: CheckpointView) -> dict[str, Any]:
     changes = [c.text() for c in view.changes]
     blocks.append(context("Since the last checkpoint: " + ("\n".join(changes) or "no changes")))
     blocks += missing_blocks(view.missing, room=MAX_BLOCKS - len(blocks))
-    text = f"Checkpoint {spec.name}: {state_words(status)}"
+    text = f"Checkpoint {escape(spec.name)}: {state_words(status)}"
     return {"text": text, "blocks": blocks}
 
 
 def missing_blocks(missing: Sequence[str], room: int) -> list[Block]:
     """One line per part that could not be gathered, folded to fit in `room` blocks."""
-    lines = [f"⚠️ Missing: {part}" for part in missing]
+    lines = [f"⚠️ Missing: {escape(part)}" for part in missing]
     if len(lines) > room:
         lines = [*lines[: room - 1], f"⚠️ …and {len(lines) - room + 1} more parts missing"]
     return [context(line) for line in lines]
@@ -238,11 +239,11 @@ def daily_summary_message(
         incidents = f" · {len(view.incidents)} open incident(s)" if view.incidents else ""
         body.append(
             section(
-                f"*{view.spec.name}* · {state_words(view.status)}{incidents}\n"
+                f"*{escape(view.spec.name)}* · {state_words(view.status)}{incidents}\n"
                 f"{stage_line(view.spec, view.status)}\n{gates}\n{next_step(view)}"
             )
         )
-        body.extend(context(f"⚠️ Missing: {part}") for part in view.missing)
+        body.extend(context(f"⚠️ Missing: {escape(part)}") for part in view.missing)
     tail: list[Block] = []
     if len(views) > MAX_ROLLOUTS_IN_DAILY:
         tail.append(context(f"…and {len(views) - MAX_ROLLOUTS_IN_DAILY} more rollouts"))

@@ -171,19 +171,14 @@ def _new_incident(
     summaries = {a.annotations.get("summary", "") for a in payload.alerts}
     summary = common.get("summary") or (summaries.pop() if len(summaries) == 1 else "")
     summary = summary or ", ".join(names[:5]) + " firing"
-    detail_parts = []
-    if common.get("description"):
-        detail_parts.append(common["description"])
-    url = payload.alerts[0].generatorURL or payload.externalURL
-    if url:
-        detail_parts.append(f"<{url}|Source>")
     return NewIncident(
         source=SOURCE,
         source_key=f"am:{group}",
         kind="alert",
         summary=summary,
         rollout=rollout,
-        detail="\n".join(detail_parts),
+        detail=common.get("description", ""),
+        source_url=payload.alerts[0].generatorURL or payload.externalURL,
         severity=payload.commonLabels.get("severity", ""),
         alerts=alerts,
     )

@@ -105,6 +105,7 @@ def view_of(row: IncidentRow) -> render.IncidentView:
         opened_at=row.opened_at,
         rollout=row.rollout,
         detail=row.detail,
+        source_url=row.source_url or "",
         severity=row.severity,
         acked_by=row.acked_by,
         acked_at=row.acked_at,
@@ -137,6 +138,7 @@ class NewIncident:
     detail: str = ""
     severity: str = ""
     alerts: Mapping[str, Any] = field(default_factory=dict)
+    source_url: str = ""  # where an alert came from; the renderer decides if it is a link
 
 
 class IncidentService:
@@ -202,6 +204,7 @@ class IncidentService:
             severity=new.severity,
             summary=new.summary[:2000],
             detail=new.detail[:2000],
+            source_url=new.source_url[:2000],
             chain=snapshot.to_json(),
             alerts=dict(new.alerts),
             opened_at=now,
@@ -548,14 +551,7 @@ def _refresh(row: IncidentRow, values: Mapping[str, Any]) -> None:
 
 
 def _done_text(verb: str, row: IncidentRow) -> str:
-    what = f"incident #{row.id}" + (
-        f" ({row.rollout}: {row.summary})" if row.rollout else f" ({row.summary})"
-    )
-    if verb == "acknowledge":
-        return f"Acknowledged {what}. The escalation has stopped; the thread says so."
-    if verb == "resolve":
-        return f"Resolved {what}. The thread says so."
-    return f"Silenced {what} for 1h. The chain starts again after that unless someone acts."
+    return render.done_text(verb, view_of(row))
 
 
 def parse_incident_id(text: str) -> int | None:

@@ -188,6 +188,43 @@ async def test_beyond_loopback_without_a_token_the_dashboard_says_how_to_set_one
         assert response.status == 200  # the JSON API is unchanged
 
 
+async def test_on_loopback_a_configured_token_is_still_required(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    """Behind a reverse proxy on the same host every request comes from 127.0.0.1: a token
+    in the config is asked for there too."""
+    bot = await make_bot(f"{TWO_ROLLOUTS}\ndashboard: {{token: {TOKEN}}}\n")
+    assert bot.settings.host == "127.0.0.1"
+    base = f"http://127.0.0.1:{bot.port}"
+    async with http.get(f"{base}/") as response:
+        assert response.status == 401
+        text = await response.text()
+    assert "Open /?token=" in text and "phase-4" not in text
+    async with http.get(f"{base}/events") as response:
+        assert response.status == 401
+    async with http.get(f"{base}/?fragment=1", headers={"X-Forwarded-For": "127.0.0.1"}) as r:
+        assert r.status == 401
+    async with http.get(f"{base}/?token=wrong-token-for-this-bot") as response:
+        assert response.status == 401
+
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    async with http.get(f"{base}/", headers=bearer) as response:
+        assert response.status == 200
+        assert "phase-4" in await response.text()
+    async with http.get(f"{base}/events", headers=bearer) as response:
+        assert response.status == 200
+        assert response.content_type == "text/event-stream"
+
+
+async def test_on_loopback_without_a_token_the_dashboard_stays_open(
+    make_bot: BotFactory, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(TWO_ROLLOUTS)
+    async with http.get(f"http://127.0.0.1:{bot.port}/") as response:
+        assert response.status == 200
+        assert "phase-4" in await response.text()
+
+
 def home_opened(user: str, event_id: str, tab: str = "home") -> dict[str, Any]:
     """An `app_home_opened` event_callback, as Slack sends it."""
     return {
