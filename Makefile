@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager chromium
 CONFIG ?= examples/genesis-phase4.yml
 
-.PHONY: run serve test lint unit bench system-packages clean
+.PHONY: run serve test lint unit bench chaos system-packages clean
 
 # Python 3.11 or newer, with ensurepip for `-m venv`: Debian leaves it out of python3 and
 # ships it as python3-venv, installed here when missing (as root or through sudo).
@@ -71,6 +71,11 @@ test: system-packages $(STAMP) lint
 
 bench: system-packages $(STAMP)
 	$(VENV)/bin/pytest tests/bench -m bench -q -s
+
+# The fault tests at their full counts (every run of `make test` has them at small
+# counts), each printing its figures.
+chaos: system-packages $(STAMP)
+	CHAOS_SCALE=full $(VENV)/bin/pytest tests/chaos -q -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

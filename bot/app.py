@@ -20,8 +20,8 @@ from bot.inbound.app_home_listener import AppHome
 from bot.inbound.dashboard_routes import add_dashboard
 from bot.inbound.http_server import build_web_app
 from bot.inbound.incident_listeners import register_incident_actions
-from bot.inbound.rehearsal_listener import register_rehearsal_actions
 from bot.inbound.refusal_log import RefusalLog, ServerLogger
+from bot.inbound.rehearsal_listener import register_rehearsal_actions
 from bot.inbound.rollout_listeners import build_app
 from bot.inbound.socket_mode import CheckedSocketModeHandler
 from bot.metrics import Metrics

@@ -502,14 +502,28 @@ def load_config(path: str | Path) -> Config:
     return parse_config(text, str(path))
 
 
+# A config is a few hundred nodes a few levels deep. Past these limits a document is a
+# mistake or a bomb: aliases of aliases ("billion laughs") expand to billions of nodes
+# from a few lines, and deep nesting exhausts the recursion of the YAML composer.
+MAX_YAML_NODES = 100_000  # counted as the aliases expand
+MAX_YAML_DEPTH = 32
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        problem = _too_big(root) if root is not None else None
+        if problem:
+            raise ConfigError(source, [problem])
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{mark.line + 1}:" if mark else ""
         raise ConfigError(source, [f"{where} not valid YAML: {exc}"]) from exc
+    except RecursionError:
+        raise ConfigError(
+            source, [f"1: the document nests deeper than {MAX_YAML_DEPTH} levels"]
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -725,6 +739,31 @@ def _at(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...], message: str) -
         if loc[:end] in lines:
             return f"{lines[loc[:end]]}: {path}: {message}"
     return f" {path}: {message}"
+
+
+def _too_big(root: yaml.Node) -> str | None:
+    """Why the composed document is too deep or expands too far, or None. Walks the node
+    graph without recursion, following each alias as often as it is used."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, level = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            return (
+                f"{node.start_mark.line + 1}: the document expands to more than "
+                f"{MAX_YAML_NODES:,} values (aliases of aliases?); a config needs far fewer"
+            )
+        if level > MAX_YAML_DEPTH:
+            line = node.start_mark.line + 1
+            return f"{line}: the document nests deeper than {MAX_YAML_DEPTH} levels"
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append((key, level + 1))
+                stack.append((value, level + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, level + 1) for item in node.value)
+    return None
 
 
 def _line_numbers(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:

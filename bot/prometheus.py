@@ -7,6 +7,10 @@ result is a measurement with no values (NO_DATA), never zero.
 prometheus-api-client is synchronous (requests), so each query runs in a worker thread
 (`asyncio.to_thread`) under a timeout: a slow Prometheus never stalls the event loop, the
 Slack listeners or other rollouts' ticks.
+
+Whatever answers at the URL is read with suspicion: an answer over `MAX_ANSWER_BYTES` is
+not read on, and HTML, a 500, an error JSON, a result of the wrong shape or a value that
+is not a number are each SOURCE_DOWN with what was wrong, never an exception.
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ from typing import Any, Protocol, runtime_checkable
 from bot.domain.assess import Measurement
 
 log = logging.getLogger(__name__)
+
+# A gate query aggregates to a series or a few: its answer is a few hundred bytes. A proxy
+# or a query gone wrong that answers megabytes is not read on.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+
+
+class AnswerTooBig(Exception):
+    """Prometheus (or what answers at its URL) sent more than MAX_ANSWER_BYTES."""
+
+
+class Garbage(Exception):
+    """An answer that is not what Prometheus's API sends."""
 
 
 class MetricsSource(Protocol):
@@ -61,6 +77,7 @@ class PrometheusSource:
         # A connection pool as large as the number of queries in flight.
         adapter = HTTPAdapter(max_retries=Retry(total=0), pool_maxsize=concurrency)
         self._client._session.mount(self.url, adapter)
+        self._client._session.hooks["response"].append(_read_bounded)
         self._slots = asyncio.Semaphore(concurrency)
 
     async def measure(self, query: str) -> Measurement:
@@ -96,38 +113,99 @@ class PrometheusSource:
 
 def _series(result: Any) -> Series:
     """The first series of a range query's `result` (gate queries aggregate to one)."""
+    try:
+        return _first_series(result)
+    except Garbage as exc:
+        return Series(error=str(exc))
+
+
+def _first_series(result: Any) -> Series:
     if not isinstance(result, list):
-        return Series(error=f"unexpected answer from Prometheus: {str(result)[:200]}")
+        raise Garbage(f"unexpected answer from Prometheus: {_shown(result)}")
     if not result:
         return Series()
+    first = result[0]
+    values = first.get("values") if isinstance(first, dict) else None
+    if not isinstance(values, list):
+        raise Garbage(f"unexpected series from Prometheus: {_shown(first)}")
     points = []
-    for stamp, value in result[0].get("values", []):
-        number = float(value)
-        if math.isfinite(number):
-            points.append((datetime.fromtimestamp(float(stamp), UTC), number))
+    for point in values:
+        stamp, number = _sample(point)
+        if math.isfinite(number) and math.isfinite(stamp):
+            try:
+                points.append((datetime.fromtimestamp(stamp, UTC), number))
+            except (OverflowError, OSError, ValueError):
+                raise Garbage(f"a sample time out of range: {_shown(point)}") from None
     return Series(tuple(points), series_count=len(result))
 
 
 def _values(result: Any) -> Measurement:
     """Values from an instant query's `result`: a vector, or a scalar."""
+    try:
+        return Measurement(_numbers(result))
+    except Garbage as exc:
+        return Measurement.down(str(exc))
+
+
+def _numbers(result: Any) -> tuple[float, ...]:
     if not isinstance(result, list):
-        return Measurement.down(f"unexpected answer from Prometheus: {str(result)[:200]}")
+        raise Garbage(f"unexpected answer from Prometheus: {_shown(result)}")
     if len(result) == 2 and not isinstance(result[0], dict):  # a scalar: [time, "value"]
-        return Measurement((float(result[1]),))
+        return (_sample(result)[1],)
     values = []
     for series in result:
-        try:
-            values.append(float(series["value"][1]))
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue
-    return Measurement(tuple(values))
+        if not isinstance(series, dict) or "value" not in series:
+            raise Garbage(f"unexpected series from Prometheus: {_shown(series)}")
+        values.append(_sample(series["value"])[1])
+    return tuple(values)
 
 
-def _explain(exc: Exception) -> str:
+def _sample(point: Any) -> tuple[float, float]:
+    """A sample `[time, "value"]` as two floats (Prometheus writes values as strings:
+    "1.5", "NaN", "+Inf")."""
+    try:
+        stamp, value = point
+        return float(stamp), float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise Garbage(f"a sample that is not [time, number]: {_shown(point)}") from None
+
+
+def _shown(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _read_bounded(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """A `requests` response hook: read the body here, at most MAX_ANSWER_BYTES of it.
+
+    requests runs response hooks before it reads the body, so an answer that would not
+    fit raises AnswerTooBig (SOURCE_DOWN) instead of filling the memory.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        response.close()
+        raise AnswerTooBig(
+            f"Prometheus answered {int(declared):,} bytes, more than {MAX_ANSWER_BYTES:,} bytes"
+        )
+    body = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+    if len(body) > MAX_ANSWER_BYTES:
+        response.close()
+        raise AnswerTooBig(f"Prometheus answered more than {MAX_ANSWER_BYTES:,} bytes")
+    response._content = body  # what `response.content` and `.json()` read from now on
+    response._content_consumed = True
+    return response
+
+
+def _explain(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc)
     if "Connection refused" in text or "NewConnectionError" in text:
         return "Prometheus is unreachable (connection refused)"
     if name == "PrometheusApiClientException":
         return f"Prometheus refused the query: {text[:300]}"
+    if isinstance(exc, AnswerTooBig):
+        return f"{text}: far more than a gate query's answer"
+    if isinstance(exc, ValueError | KeyError | TypeError | RecursionError):
+        # 200 with HTML, `{"status": "error"}` or JSON nested past the recursion limit
+        return f"Prometheus answered something that is not its API's JSON ({name}: {text[:200]})"
     return f"{name}: {text[:300]}"

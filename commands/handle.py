@@ -18,8 +18,18 @@ from bot.services.people import People
 from bot.services.rehearsals import Ask, Reach, Rehearsals
 from bot.services.rollouts import Actor, RolloutService
 from commands.parse import Request, help_text, parse, unescape
+from storage.db import unavailable
 
 log = logging.getLogger(__name__)
+
+
+_TRY_AGAIN = {
+    "busy": "The bot's database is busy with another change right now, so nothing was "
+    "done. Try again in a moment.",
+    "full": "The bot's database cannot take a change right now (its disk is full), so "
+    "nothing was done. Try again once there is space; the team running the bot is told in "
+    "its log.",
+}
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,10 @@ class Handler:
                 reply = await self._rehearse(request, actor, reach)
             else:
                 reply = await handler(self, request, actor, dedup_key, expected_version)
-        except Exception:  # the person who typed it still gets an answer, never silence
+        except Exception as exc:  # the person who typed it still gets an answer, never silence
+            if (why := unavailable(exc)) is not None:
+                log.warning("/rollout %s: the database is %s: %s", text, why, exc)
+                return Reply(_TRY_AGAIN[why], ok=False, verb=request.verb)
             log.exception("/rollout %s failed", text)
             return Reply(
                 f"The bot could not finish `/rollout {blocks.escape(unescape(text).strip())}`: "

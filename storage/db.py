@@ -73,6 +73,32 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "heads")  # feature branches of the schema may each add a head
 
 
+# What the database says when it cannot take a write now but may soon: another writer
+# holds the lock past the busy timeout, or the disk is full. SQLite's words, then
+# PostgreSQL's (SQLSTATE 53100 disk full, 55P03 lock not available, 40001/40P01).
+_BUSY = ("database is locked", "database table is locked", "could not obtain lock",
+         "deadlock detected", "could not serialize access", "lockNotAvailable")
+_FULL = ("database or disk is full", "disk i/o error", "no space left on device",
+         "could not extend file", "diskfull")
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """"busy" or "full" when `exc` (or what caused it) is the database refusing a write
+    for now, else None. Such a failure rolled its transaction back: nothing was written,
+    and the same write may succeed in a moment."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        words = f"{type(current).__name__} {current}".lower()
+        if any(w.lower() in words for w in _FULL):
+            return "full"
+        if any(w.lower() in words for w in _BUSY):
+            return "busy"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))

@@ -3,14 +3,15 @@
 
 Answers: 2xx taken (or already taken); 400 malformed, with the reason; 401 bad
 credentials; 413 too big; 503 when the bot cannot take it now, since Alertmanager
-retries 5xx only (never 429).
+retries 5xx only (never 429). A body that can never be taken (deep nesting, numbers out
+of range, not UTF-8: `bot.inbound.json_body`) is a 400, so it is not retried for ever;
+5xx is kept for our own passing trouble, such as a busy database.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import AlertmanagerConfig
+from bot.inbound.json_body import NotJson, decode
 from bot.services.alerts import AlertIntake, WebhookPayload
 
 log = logging.getLogger(__name__)
@@ -99,9 +101,9 @@ def parse_payload(body: bytes) -> tuple[WebhookPayload | None, str | None]:
     if not body:
         return None, "empty body"
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"not JSON: {exc}"
+        data = decode(body)
+    except NotJson as exc:  # never retried: the same body would fail the same way
+        return None, str(exc)
     if not isinstance(data, dict):
         return None, f"the payload must be a JSON object, not {type(data).__name__}"
     if data.get("version") != "4":

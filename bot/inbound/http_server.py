@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.domain.exposure import evaluate
 from bot.domain.policy import EmergencyFreeze
+from bot.inbound.json_body import decode
 from bot.inbound.payloads import payload_problem
 from bot.inbound.refusal_log import RefusalLog
 from bot.metrics import Metrics
@@ -169,11 +169,11 @@ def _malformed(body: str, content_type: str) -> str | None:
         return "empty body"
     try:
         if content_type == "application/json" or body.startswith("{"):
-            data = json.loads(body)
+            data = decode(body)
         else:
             form = dict(parse_qsl(body, keep_blank_values=True, strict_parsing=True))
-            data = json.loads(form["payload"]) if "payload" in form else form
-    except (ValueError, KeyError) as exc:
+            data = decode(form["payload"]) if "payload" in form else form
+    except (ValueError, KeyError) as exc:  # NotJson too: deep nesting, huge numbers
         return f"the body is neither a Slack form nor JSON: {exc}"
     return payload_problem(data)
 

@@ -26,9 +26,9 @@ from bot.inbound.app_home_listener import AppHome
 from bot.inbound.payloads import opened_value
 from bot.metrics import Metrics
 from bot.render import buttons as actions
-from bot.services.rehearsals import Reach
 from bot.render.blocks import unknown_rollout_click_text, unsealed_click_text
 from bot.render.seal import ButtonSeal
+from bot.services.rehearsals import Reach
 from bot.services.rollouts import Actor, RolloutService
 from commands.handle import Handler, Reply
 

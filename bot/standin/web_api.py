@@ -714,7 +714,7 @@ class SlackStandIn:
         method: str,
         predicate: CallPredicate | None = None,
         count: int = 1,
-        timeout: float = 5.0,
+        timeout: float = 30.0,
     ) -> list[Call]:
         """Wait until ``count`` calls to ``method`` (matching ``predicate``) were received."""
 

@@ -43,7 +43,7 @@ async def test_sigkill_before_delivery_then_restart_delivers_once(
         standin.set_down(False)
         await bot_process.start()
         delivered = await standin.wait_for(
-            "chat.postMessage", lambda c: not c.failed, count=2, timeout=15
+            "chat.postMessage", lambda c: not c.failed, count=2, timeout=60
         )
         async with http.get(f"{bot_process.url}/api/rollouts/phase-4") as response:
             state = await response.json()

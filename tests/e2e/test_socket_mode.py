@@ -16,7 +16,7 @@ ONE = "rollouts:\n  - {name: phase-4, flag: phase_4_deployment}\n"
 
 async def test_a_command_through_socket_mode(make_bot: BotFactory, standin: SlackStandIn) -> None:
     bot = await make_bot(ONE, slack_app_token="xapp-1-A0TEST-1-secret")
-    await standin.wait_socket_connected(timeout=10)
+    await standin.wait_socket_connected(timeout=60)
     opened = standin.calls_to("apps.connections.open")
     assert opened and opened[0].headers["Authorization"] == "Bearer xapp-1-A0TEST-1-secret"
 
@@ -40,7 +40,7 @@ async def test_socket_mode_needs_no_signing_secret(
 ) -> None:
     """Socket Mode as documented: a bot token and an app token, no signing secret."""
     bot = await make_bot(ONE, slack_app_token="xapp-1-A0TEST-1-secret", slack_signing_secret="")
-    await standin.wait_socket_connected(timeout=10)
+    await standin.wait_socket_connected(timeout=60)
     assert standin.calls_to("apps.connections.open")
 
     ack = await standin.send_envelope("slash_commands", slash_payload("start phase-4"))

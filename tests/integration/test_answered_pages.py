@@ -43,7 +43,7 @@ async def press(
     )
     status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
     assert status == 200
-    (answer,) = await standin.wait_for(f"response_url:{tag}", timeout=10)
+    (answer,) = await standin.wait_for(f"response_url:{tag}", timeout=60)
     return str(answer.params["text"])
 
 

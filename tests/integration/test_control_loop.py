@@ -105,9 +105,9 @@ async def test_canary_advances_only_after_a_green_soak(
     bot = await start_bot(make_bot, prometheus, config(advance="auto", soak="4s"))
     assert "now progressing at 5 %" in await SlackUser(http, bot, "U0CORA").say("start checkout")
     started = time.monotonic()
-    await wait_for(http, bot, lambda d: d["gate_states"] != [], timeout=5)
+    await wait_for(http, bot, lambda d: d["gate_states"] != [], timeout=60)
     assert (await rollout(http, bot))["percent"] == 5  # measured green, still soaking
-    data = await wait_for(http, bot, lambda d: d["percent"] == 25, timeout=12)
+    data = await wait_for(http, bot, lambda d: d["percent"] == 25, timeout=60)
     waited = time.monotonic() - started
     assert waited >= 4.0, f"advanced after {waited:.1f}s, before the 4s soak ended"
     assert data["state"] == "progressing"
@@ -129,14 +129,14 @@ async def test_a_red_blip_during_the_soak_starts_the_soak_again(
     fake_service.set(FLAG, rps=50, error_rate=0.0)
     bot = await start_bot(make_bot, prometheus, config(advance="auto", soak="3s", window="15s"))
     await SlackUser(http, bot, "U0CORA").say("start checkout")
-    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=5)
+    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=60)
     fake_service.set(FLAG, rps=50, error_rate=0.3)  # red, but shorter than its 15s window
-    await wait_for(http, bot, lambda d: _outcome(d) == "fail", timeout=5)
+    await wait_for(http, bot, lambda d: _outcome(d) == "fail", timeout=60)
     fake_service.set(FLAG, rps=50, error_rate=0.0)
-    data = await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=10)
+    data = await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=60)
     green_since = datetime.fromisoformat(data["gate_states"][0]["since"])
     assert (data["state"], data["percent"]) == ("progressing", 5)  # held, not rolled back
-    data = await wait_for(http, bot, lambda d: d["percent"] == 25, timeout=12)
+    data = await wait_for(http, bot, lambda d: d["percent"] == 25, timeout=60)
     # The first measurement may find no data yet, which holds the rollout for a moment
     # (tests/integration/test_gate_holds.py); the moves are what this test is about.
     start, advance = [e for e in data["events"] if e["verb"] not in HOLD_VERBS]
@@ -157,7 +157,7 @@ async def test_an_error_rate_breach_rolls_back_within_the_window(
     fake_service.set(FLAG, rps=50, error_rate=0.0)
     bot = await start_bot(make_bot, prometheus, config())
     await SlackUser(http, bot, "U0CORA").say("start checkout")
-    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=5)
+    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=60)
 
     breach = time.monotonic()
     fake_service.set(FLAG, rps=50, error_rate=0.3)
@@ -193,10 +193,10 @@ async def test_a_stopped_prometheus_holds_and_does_not_roll_back(
     bot = await start_bot(make_bot, prometheus, config())
     lead = SlackUser(http, bot, "U0CORA")
     await lead.say("start checkout")
-    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=5)
+    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=60)
 
     prometheus.stop()
-    await wait_for(http, bot, lambda d: _outcome(d) == "source_down", timeout=5)
+    await wait_for(http, bot, lambda d: _outcome(d) == "source_down", timeout=60)
     await asyncio.sleep(WINDOW + 2 * INTERVAL)  # longer than a breach would need
     data = await rollout(http, bot)
     assert (data["state"], data["percent"], _outcome(data)) == ("progressing", 5, "source_down")
@@ -216,11 +216,11 @@ async def test_a_restart_during_a_breach_still_rolls_back_on_time(
     text = config()
     bot = await start_bot(make_bot, prometheus, text)
     await SlackUser(http, bot, "U0CORA").say("start checkout")
-    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=5)
+    await wait_for(http, bot, lambda d: _outcome(d) == "pass", timeout=60)
 
     breach = time.monotonic()
     fake_service.set(FLAG, rps=50, error_rate=0.3)
-    await wait_for(http, bot, lambda d: _outcome(d) == "fail", timeout=4)
+    await wait_for(http, bot, lambda d: _outcome(d) == "fail", timeout=60)
     await bot.stop()
     await asyncio.sleep(2.0)  # down for two evaluation intervals, in the middle of the breach
     bot = await start_bot(make_bot, prometheus, text)
@@ -259,6 +259,6 @@ async def test_a_prometheus_that_never_answers_stalls_no_command(
             await asyncio.sleep(0.1)
         # A query run on the event loop would hold every command for its 1 s timeout.
         assert slowest < 0.9, f"a command waited {slowest:.2f}s behind a hanging Prometheus"
-        data = await wait_for(http, bot, lambda d: _outcome(d) == "source_down", timeout=5)
+        data = await wait_for(http, bot, lambda d: _outcome(d) == "source_down", timeout=60)
         assert "did not answer within 1s" in data["gate_states"][0]["detail"]
         assert (data["state"], data["percent"]) == ("progressing", 5)  # held, not rolled back

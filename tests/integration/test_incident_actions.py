@@ -149,7 +149,7 @@ async def click(
 
 async def told(standin: SlackStandIn, tag: str) -> str:
     """What a click was answered, only to the clicker, through its response_url."""
-    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=10)
+    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=60)
     assert (call.params["response_type"], call.params["replace_original"]) == ("ephemeral", False)
     return str(call.params["text"])
 

@@ -52,7 +52,7 @@ async def test_two_replicas_share_one_database(
     assert "progressing at 10 %" in await cora_on_first.say("resume")
 
     # Both outbox workers run; each message reaches Slack once, in order.
-    await standin.wait_for("chat.postMessage", count=5, timeout=10)
+    await standin.wait_for("chat.postMessage", count=5, timeout=60)
     await asyncio.sleep(2.5)  # both workers poll at least twice more
     texts = [c.params["text"].split("\n")[0] for c in standin.calls_to("chat.postMessage")]
     assert texts == [

@@ -21,6 +21,9 @@ from typing import Any, BinaryIO
 import aiohttp
 
 PACKAGE = "chromium"
+# A browser on a loaded two-core machine may take tens of seconds to start, load a page or
+# run a script: every wait here is for a condition, with this much room.
+COMMAND_TIMEOUT = 60.0
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -74,7 +77,7 @@ class Page:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._replies[call_id] = future
         await self.ws.send_json({"id": call_id, "method": method, "params": params})
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(COMMAND_TIMEOUT):
             reply = await future
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
@@ -91,7 +94,7 @@ class Page:
         result = await self.send("Page.navigate", url=url)
         if result.get("errorText"):
             raise RuntimeError(f"could not open {url}: {result['errorText']}")
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(COMMAND_TIMEOUT):
             await loaded
 
     async def evaluate(self, expression: str) -> Any:
@@ -100,7 +103,7 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    async def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
+    async def wait_for(self, expression: str, timeout: float = COMMAND_TIMEOUT) -> Any:
         """Poll a JavaScript expression until it is truthy; return its value."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -172,7 +175,7 @@ async def chromium(profile: Path) -> AsyncIterator[Page]:
         if process.returncode is None:
             process.terminate()
             try:
-                async with asyncio.timeout(5):
+                async with asyncio.timeout(15):
                     await process.wait()
             except TimeoutError:
                 process.kill()
@@ -182,7 +185,8 @@ async def chromium(profile: Path) -> AsyncIterator[Page]:
 
 async def _debugging_port(profile: Path, process: asyncio.subprocess.Process) -> int:
     marker = profile / "DevToolsActivePort"
-    for _ in range(300):
+    deadline = asyncio.get_running_loop().time() + COMMAND_TIMEOUT
+    while asyncio.get_running_loop().time() < deadline:
         if marker.exists():
             first = marker.read_text().split("\n", 1)[0].strip()
             if first.isdigit():

@@ -33,7 +33,7 @@ oncall:
 """
 
 
-async def settle(bot: RolloutBot, timeout: float = 10.0) -> None:
+async def settle(bot: RolloutBot, timeout: float = 30.0) -> None:
     """Wait until nothing is due: no timer due now, no message waiting in the outbox."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

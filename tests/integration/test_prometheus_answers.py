@@ -1,0 +1,76 @@
+"""Whatever answers at Prometheus's URL, a measurement comes back: garbage, a 500, error
+JSON, a huge or deeply nested answer are each SOURCE_DOWN with what was wrong, never an
+exception and never a value; a real Prometheus behind the same proxy is measured."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.domain.assess import Measurement
+from bot.prometheus import MAX_ANSWER_BYTES, PrometheusSource
+from tests.support.fault_proxy import GARBAGE, Answer, FaultProxy, success
+from tests.support.prometheus_server import PrometheusServer
+
+EXPECTED = {  # words each answer's error holds
+    "html page": "not its API's JSON",
+    "http 500": "HTTP Status Code 500",
+    "http 502 html": "HTTP Status Code 502",
+    "query error json": "HTTP Status Code 422",
+    "error json with 200": "not its API's JSON",
+    "truncated json": "not its API's JSON",
+    "nested 100000 deep": "not its API's JSON",
+    "a value that is not a number": "not [time, number]",
+    "a sample of the wrong shape": "not [time, number]",
+    "a result that is not a list": "unexpected answer",
+    "8 MiB answer": f"more than {MAX_ANSWER_BYTES:,} bytes",
+    "an empty 200": "not its API's JSON",
+}
+
+
+@pytest.fixture
+async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
+    proxy = FaultProxy(prometheus.url)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+async def test_every_kind_of_garbage_is_source_down_with_the_reason(proxy: FaultProxy) -> None:
+    assert set(EXPECTED) == {a.name for a in GARBAGE}
+    source = PrometheusSource(proxy.url, timeout=5)
+    for answer in GARBAGE:
+        proxy.garbage([answer])
+        measured = await source.measure("up")
+        assert measured.error and measured.values == (), (answer.name, measured)
+        assert EXPECTED[answer.name] in measured.error, (answer.name, measured.error)
+        assert len(measured.error) < 600, answer.name  # a reason, not the answer itself
+        now = datetime.now(UTC)
+        series = await source.series("up", now - timedelta(minutes=5), now, timedelta(seconds=15))
+        assert series.error and series.points == (), (answer.name, series)
+
+
+async def test_a_huge_answer_without_a_length_is_not_read_to_the_end(proxy: FaultProxy) -> None:
+    source = PrometheusSource(proxy.url, timeout=5)
+    huge = success('[{"metric":{},"value":[1,"' + "9" * (MAX_ANSWER_BYTES + 10) + '"]}]')
+    proxy.garbage([Answer("chunked", 200, huge, chunked=True)])
+    measured = await source.measure("up")
+    assert f"Prometheus answered more than {MAX_ANSWER_BYTES:,} bytes" in measured.error
+    # Just under the limit, it is read and judged (a number far past any float: +inf).
+    fits = success('[{"metric":{},"value":[1,"' + "9" * (MAX_ANSWER_BYTES - 200) + '"]}]')
+    proxy.garbage([Answer("fits", 200, fits, chunked=True)])
+    assert await source.measure("up") == Measurement((float("inf"),))
+
+
+async def test_a_real_prometheus_behind_the_proxy_is_measured(proxy: FaultProxy) -> None:
+    source = PrometheusSource(proxy.url, timeout=5)
+    measured = await source.measure('up{job="service"}')
+    assert measured == Measurement((1.0,))
+    await proxy.down()
+    assert "connection refused" in (await source.measure("up")).error
+    await proxy.up()
+    proxy.slow(2.0)
+    slow = PrometheusSource(proxy.url, timeout=0.5)
+    assert "did not answer within 0.5s" in (await slow.measure("up")).error
