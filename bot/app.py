@@ -27,7 +27,7 @@ from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
 from bot.services import incident_outbox, responses
 from bot.services.alerts import AlertIntake
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
-from bot.services.flags_file import FlagsFile, read_document
+from bot.services.flags_file import FlagsFile, read_document, read_flagd_document
 from bot.services.gates import GATES, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
 from bot.services.incidents import TIMER_KIND, IncidentService
@@ -158,12 +158,17 @@ class RolloutBot:
         self.scheduler.on(WEBHOOK, self.webhooks.deliver)
         self.service.on_change.append(self.outbox.kick.set)
         self.service.on_change.append(self.scheduler.kick.set)
-        self.flags_file: FlagsFile | None = None
+        self.flag_files: list[FlagsFile] = []
         if self.config.flags_file:
-            self.flags_file = FlagsFile(
-                self.config.flags_file, lambda: read_document(sessions, specs)
+            self.flag_files.append(
+                FlagsFile(self.config.flags_file, lambda: read_document(sessions, specs))
             )
-            self.service.on_change.append(self.flags_file.kick.set)
+        if self.config.flagd_file:
+            self.flag_files.append(
+                FlagsFile(self.config.flagd_file, lambda: read_flagd_document(sessions, specs))
+            )
+        for flag_file in self.flag_files:
+            self.service.on_change.append(flag_file.kick.set)
         self.checkpoints = self._checkpoints(sessions, specs)
         self.people = People(self._group_members(client), self.clock)
         self.handler = Handler(
@@ -238,9 +243,9 @@ class RolloutBot:
         await self.housekeeping.ensure()
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
-        if self.flags_file is not None:
-            await self.flags_file.write_if_changed()  # the file exists once the bot is up
-            self._tasks.append(asyncio.create_task(self.flags_file.run(), name="flags-file"))
+        for flag_file in self.flag_files:
+            await flag_file.write_if_changed()  # the file exists once the bot is up
+            self._tasks.append(asyncio.create_task(flag_file.run(), name="flags-file"))
         if settings.socket_mode:
             self._socket = AsyncSocketModeHandler(
                 self.bolt, settings.slack_app_token, web_client=client

@@ -397,6 +397,10 @@ class Config(_Model):
         description="HH:MM in `timezone`",
     )
     flags_file: str | None = Field(default=None, description="JSON file rewritten on change")
+    flagd_file: str | None = Field(
+        default=None,
+        description="flagd flag-definition file (OpenFeature), rewritten on change",
+    )
     plans: dict[str, PlanConfig] = Field(
         default={}, description="custom plans by name, besides the built-in ones"
     )
