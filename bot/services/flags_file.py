@@ -1,7 +1,8 @@
 """The flags file: how the service being rolled out can learn its percentage besides
 `GET /flags`; the flagd file says the same as flagd flag definitions. `FlagsFile` rewrites
 a JSON file atomically (temp file in the same directory, fsync, `os.replace`) whenever its
-document changes. It is kicked after every commit and also polls, so a change made by another replica lands within a second too.
+document changes. It is kicked after every commit and also polls, so a change made by
+another replica lands within a second too.
 """
 
 from __future__ import annotations
