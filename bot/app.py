@@ -39,6 +39,7 @@ from bot.services.overview_reader import (
     rollout_threads,
 )
 from bot.services.people import GroupMembers, People
+from bot.services.rollout_metrics import RolloutCollector
 from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
 from bot.services.user_names import UserNames
@@ -175,6 +176,9 @@ class RolloutBot:
             self.service, self.config.rollout_policy(), self.incidents, self.people
         )
         self.scheduler.on(EXPIRY, self.service.expire)
+        rollout_series = RolloutCollector(self.service)
+        self.metrics.registry.register(rollout_series)
+        self.metrics.before_scrape.append(rollout_series.refresh)
         if not self.config.roles.configured:
             log.warning(
                 "No roles configured: everyone in the workspace may start, advance, "
