@@ -51,7 +51,7 @@ async def test_prometheus_scrapes_each_rollouts_percentage_state_and_gates(
 
     await prometheus.wait_for_value(f"rollout_bot_rollout_percent{CHECKOUT}", lambda v: v == 0)
     await prometheus.wait_for_value(
-        f'rollout_bot_rollout_state{{rollout="search",state="pending"}}', lambda v: v == 1
+        'rollout_bot_rollout_state{rollout="search",state="pending"}', lambda v: v == 1
     )
 
     await lead.say("start checkout")
