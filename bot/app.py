@@ -12,6 +12,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.alertmanager_api import AlertmanagerApi
 from bot.clock import Clock, SystemClock
 from bot.config import Config, daily_summary_time
 from bot.domain.alerts import HoldPolicy
@@ -42,6 +43,7 @@ from bot.services.people import GroupMembers, People
 from bot.services.rollout_metrics import RolloutCollector
 from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
+from bot.services.silences import Silences
 from bot.services.user_names import UserNames
 from bot.services.webhooks import WEBHOOK, Webhooks
 from bot.settings import Settings
@@ -172,8 +174,19 @@ class RolloutBot:
             self.service.on_change.append(flag_file.kick.set)
         self.checkpoints = self._checkpoints(sessions, specs)
         self.people = People(self._group_members(client), self.clock)
+        self.names = UserNames(client)
+        am = self.config.alertmanager
+        self.silences = Silences(
+            self.incidents,
+            AlertmanagerApi(am.url, timeout=am.timeout.total_seconds()) if am.url else None,
+            names=self.names.names,
+        )
         self.handler = Handler(
-            self.service, self.config.rollout_policy(), self.incidents, self.people
+            self.service,
+            self.config.rollout_policy(),
+            self.incidents,
+            self.people,
+            silences=self.silences,
         )
         self.scheduler.on(EXPIRY, self.service.expire)
         rollout_series = RolloutCollector(self.service)
@@ -206,9 +219,13 @@ class RolloutBot:
             home=self.home,
         )
         register_incident_actions(
-            self.bolt, self.incidents, self.service, self.metrics, home=self.home.notice
+            self.bolt,
+            self.incidents,
+            self.service,
+            self.metrics,
+            home=self.home.notice,
+            silences=self.silences,
         )
-        am = self.config.alertmanager
         self.alert_intake = AlertIntake(
             sessions,
             self.clock,
@@ -226,7 +243,6 @@ class RolloutBot:
                 self.alert_intake, EndpointAuth.from_config(am, settings.alertmanager_token)
             ),
         )
-        self.names = UserNames(client)
         self.dashboard = add_dashboard(
             web_app,
             self.overview,

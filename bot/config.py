@@ -301,7 +301,18 @@ class BasicAuthConfig(_Model):
 
 
 class AlertmanagerConfig(_Model):
-    """`POST /alertmanager`: who may call it, and what a critical alert does to a rollout."""
+    """`POST /alertmanager`: who may call it, and what a critical alert does to a rollout;
+    `url`: where silences go."""
+
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Alertmanager's base URL (`http://alertmanager:9093`): **Silence** creates "
+        "a silence there through API v2 and **Unsilence** expires it",
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=5), description="per call to Alertmanager's API"
+    )
 
     bearer_token: str | None = Field(
         default=None, min_length=16, description="required `Authorization: Bearer` token"

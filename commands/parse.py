@@ -2,7 +2,7 @@
 
 status [NAME] | start NAME | advance PERCENT|next [NAME] [force REASON…]
 pause [NAME] [-- REASON…] | resume [NAME] | rollback [NAME] [to PERCENT] [-- REASON…]
-ack [INCIDENT] | history [NAME] | help
+ack [INCIDENT] | silence INCIDENT DURATION [REASON…] | unsilence INCIDENT | history [NAME] | help
 
 The first word after the verb (for `advance` also the one after PERCENT|next, for
 `rollback` also the one after `to PERCENT`) is where a NAME goes. A word there must be a
@@ -16,7 +16,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 
+from bot.domain.durations import format_duration, parse_duration
 from bot.domain.rollout import (
     Advance,
     Cancel,
@@ -42,6 +44,8 @@ USAGE: dict[str, str] = {
     "freeze": "/rollout freeze REASON",
     "unfreeze": "/rollout unfreeze",
     "ack": "/rollout ack [INCIDENT]",
+    "silence": "/rollout silence INCIDENT DURATION [REASON]",
+    "unsilence": "/rollout unsilence INCIDENT",
     "history": "/rollout history [NAME]",
     "help": "/rollout help",
 }
@@ -54,6 +58,9 @@ NOTES = (
     "the one who asked cannot confirm it.",
     "`freeze` stops every advance of every rollout, typed or automatic, until `unfreeze` "
     "(leads only); pause, rollback and ack still work.",
+    "`silence 12 2h -- deploy window` stops the pages of incident 12 for 2 hours (and, with "
+    "`alertmanager.url` configured, silences its alert group in Alertmanager); `unsilence 12` "
+    "ends it.",
 )
 VERBS = tuple(USAGE)
 MAX_TEXT = 2000
@@ -61,6 +68,8 @@ REASON_AFTER = "--"  # what starts a reason where a name could be
 _SEPARATORS = frozenset({REASON_AFTER, "—", "–"})  # `--` as autocorrect may turn it
 _OPEN_QUOTES = '"“„'
 _CLOSE_QUOTES = '"”“'
+SILENCE_SHORTEST = timedelta(minutes=1)
+SILENCE_LONGEST = timedelta(days=7)
 _REASON_EXAMPLE = {
     "pause": "/rollout pause -- waiting for on-call",
     "rollback": "/rollout rollback to 10 -- error budget burning",
@@ -76,7 +85,8 @@ class Request:
     name: str | None = None
     command: Command | None = None
     incident: str | None = None
-    reason: str = ""  # `freeze REASON`
+    reason: str = ""  # `freeze REASON`, `silence INCIDENT DURATION REASON`
+    duration: timedelta | None = None  # `silence INCIDENT DURATION`
 
 
 def parse(text: str, known_names: Collection[str]) -> Request:
@@ -331,6 +341,33 @@ def _ack(a: _Args) -> Request:
     return Request("ack", incident=incident)
 
 
+def _silence(a: _Args) -> Request:
+    if not a.words:
+        example = "12" if a.verb == "unsilence" else "12 2h"
+        raise a.fail(f"Name the incident to {a.verb}, e.g. `/rollout {a.verb} {example}`.")
+    incident = a.words.pop(0)
+    if a.verb == "unsilence":
+        a.done()
+        return Request("unsilence", incident=incident)
+    if not a.words:
+        raise a.fail("Say for how long, e.g. `/rollout silence 12 2h`.")
+    word = a.words.pop(0)
+    try:
+        duration = parse_duration(word)
+    except ValueError:
+        raise a.fail(
+            f"`{_shown(word)}` is not a duration; write a number and a unit: 30m, 2h, 1d."
+        ) from None
+    if not SILENCE_SHORTEST <= duration <= SILENCE_LONGEST:
+        longer = " (resolve an incident that needs longer)" if duration > SILENCE_LONGEST else ""
+        raise a.fail(
+            f"A silence lasts from {format_duration(SILENCE_SHORTEST)} to "
+            f"{format_duration(SILENCE_LONGEST)}{longer}; `{_shown(word)}` is "
+            f"{format_duration(duration)}."
+        )
+    return Request("silence", incident=incident, duration=duration, reason=a.reason())
+
+
 def _help(a: _Args) -> Request:
     return Request("help")
 
@@ -348,6 +385,8 @@ _PARSERS = {
     "freeze": _freeze,
     "unfreeze": _unfreeze,
     "ack": _ack,
+    "silence": _silence,
+    "unsilence": _silence,
     "help": _help,
 }
 

@@ -1,4 +1,4 @@
-"""Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h) on the
+"""Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h, Unsilence) on the
 incident's message, its pages and the App Home: ack first, call the incident service, tell
 the person who clicked what happened (`bot.inbound.answers`)."""
 
@@ -16,6 +16,7 @@ from bot.metrics import Metrics
 from bot.render import buttons as actions
 from bot.services.incidents import Answer, IncidentService
 from bot.services.rollouts import RolloutService
+from bot.services.silences import Silences
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,11 @@ def register_incident_actions(
     service: RolloutService,
     metrics: Metrics,
     home: HomeNotice | None = None,
+    silences: Silences | None = None,
 ) -> None:
-    """`home`: publishes the clicker's Home tab with the answer on it, for clicks there."""
+    """`home`: publishes the clicker's Home tab with the answer on it, for clicks there.
+    `silences`: Silence and Unsilence through it, so Alertmanager is told too."""
+    silencer = silences or Silences(incidents, None)
 
     @app.action(re.compile("^(" + "|".join(actions.INCIDENT_ALL) + ")$"))
     async def on_incident_button(
@@ -47,8 +51,11 @@ def register_incident_actions(
         elif action["action_id"] == actions.INCIDENT_RESOLVE:
             answer = await incidents.resolve(value.incident, user)
             verb = "resolve"
+        elif action["action_id"] == actions.INCIDENT_UNSILENCE:
+            answer = await silencer.unsilence(value.incident, user)
+            verb = "unsilence"
         else:
-            answer = await incidents.silence(value.incident, user)
+            answer = await silencer.silence(value.incident, user)
             verb = "silence"
         metrics.commands.labels(verb, "ok" if answer.ok else "refused").inc()
         await answer_click(service, body, user, answer.text, client=client, home=home)

@@ -11,7 +11,7 @@ from typing import Any
 from bot.domain.durations import format_duration, format_elapsed
 from bot.domain.escalation import ChainSnapshot, IncidentState, Level, TargetKind
 from bot.render import buttons as actions
-from bot.render.blocks import Block, button, context, mention, section, slack_date
+from bot.render.blocks import Block, button, context, escape, mention, section, slack_date
 
 MAX_ALERTS_SHOWN = 10
 PAGE_REF = "page:"  # page DMs are remembered as page:<incident>:<user>:<level>:<round>
@@ -118,6 +118,8 @@ def incident_buttons(view: IncidentView) -> list[Block]:
     buttons.append(button("Resolve", actions.INCIDENT_RESOLVE, value))
     if view.state is IncidentState.OPEN:
         buttons.append(button("Silence 1h", actions.INCIDENT_SILENCE, value))
+    if view.state is IncidentState.SILENCED:
+        buttons.append(button("Unsilence", actions.INCIDENT_UNSILENCE, value))
     return buttons
 
 
@@ -210,6 +212,33 @@ def resolved_by_data(view: IncidentView, gates: Sequence[str]) -> dict[str, Any]
     text = (
         f"✅ {names} {verb} measured green again: incident {view.label} is resolved, "
         "and nobody is paged for it any more."
+    )
+    return {"text": text, "blocks": [section(text)]}
+
+
+def silenced_in_alertmanager(
+    view: IncidentView,
+    user: str,
+    silence_id: str,
+    ends_at: datetime,
+    labels: Mapping[str, str],
+    reason: str,
+) -> dict[str, Any]:
+    """The thread's line when a silence of the incident's alert group is in Alertmanager."""
+    matchers = ", ".join(f"`{name}=\"{value}\"`" for name, value in sorted(labels.items()))
+    text = (
+        f"🔕 {mention(user)} silenced incident {view.label} in Alertmanager until "
+        f"{slack_date(ends_at)}: silence `{escape(silence_id)}` matches {escape(matchers)}."
+    )
+    if reason:
+        text += f"\nReason: {escape(reason)}"
+    return {"text": text, "blocks": [section(text)]}
+
+
+def unsilenced_in_alertmanager(view: IncidentView, user: str, silence_id: str) -> dict[str, Any]:
+    text = (
+        f"🔔 {mention(user)} ended the silence of incident {view.label}: Alertmanager silence "
+        f"`{escape(silence_id)}` is expired, so its alerts notify again."
     )
     return {"text": text, "blocks": [section(text)]}
 

@@ -186,4 +186,7 @@ def _new_incident(
         detail="\n".join(detail_parts),
         severity=payload.commonLabels.get("severity", ""),
         alerts=alerts,
+        # What a silence of this group matches: the labels it is grouped by, so that an
+        # alert joining the group later is silenced too.
+        silence_labels=dict(payload.groupLabels or payload.commonLabels),
     )

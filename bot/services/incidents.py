@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import OncallConfig
 from bot.domain import escalation as esc
+from bot.domain.durations import format_duration
 from bot.domain.escalation import (
     ChainSnapshot,
     Escalation,
@@ -137,6 +138,7 @@ class NewIncident:
     detail: str = ""
     severity: str = ""
     alerts: Mapping[str, Any] = field(default_factory=dict)
+    silence_labels: Mapping[str, str] | None = None  # an alert group's, for Alertmanager
 
 
 class IncidentService:
@@ -204,6 +206,7 @@ class IncidentService:
             detail=new.detail[:2000],
             chain=snapshot.to_json(),
             alerts=dict(new.alerts),
+            silence_labels=None if new.silence_labels is None else dict(new.silence_labels),
             opened_at=now,
             **_cursor_values(transition.escalation, new.source_key, now),
         )
@@ -316,10 +319,49 @@ class IncidentService:
             incident_id, user, "resolve", lambda s, c, now: esc.resolve(c, user, now)
         )
 
-    async def silence(self, incident_id: int, user: str) -> Answer:
+    async def silence(
+        self, incident_id: int, user: str, duration: timedelta = esc.SILENCE_DEFAULT
+    ) -> Answer:
         return await self._respond(
-            incident_id, user, "silence", lambda s, c, now: esc.silence(c, user, now)
+            incident_id,
+            user,
+            "silence",
+            lambda s, c, now: esc.silence(c, user, now, duration),
+            done=lambda row: _silenced_text(row, duration),
         )
+
+    async def unsilence(self, incident_id: int, user: str) -> Answer:
+        return await self._respond(
+            incident_id, user, "unsilence", lambda s, c, now: esc.unsilence(s, c, user, now)
+        )
+
+    async def get(self, incident_id: int) -> IncidentRow | None:
+        async with self.sessions() as session:
+            return await Incidents(session).get(incident_id)
+
+    async def note_silence(
+        self, incident_id: int, user: str, silence_id: str | None, message: Mapping[str, Any]
+    ) -> None:
+        """Remember the Alertmanager silence held for the incident (None: it was expired),
+        and say so in the incident's thread."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            incidents = Incidents(session)
+            row = await incidents.get(incident_id)
+            if row is None:
+                return
+            previous = row.silence_id
+            await incidents.set_silence(incident_id, silence_id)
+            verb = "silenced in alertmanager" if silence_id else "unsilenced in alertmanager"
+            incidents.log(incident_id, now, verb, user, detail=silence_id or previous or "")
+            Repository(session).enqueue(
+                self.channel,
+                "incident_reply",
+                {"incident": incident_id, **message},
+                now,
+                rollout=row.rollout,
+            )
+        self._notify()
 
     async def live(self) -> list[render.IncidentView]:
         async with self.sessions() as session:
@@ -349,6 +391,7 @@ class IncidentService:
         user: str,
         verb: str,
         transition_of: Callable[[ChainSnapshot, Escalation, datetime], Transition | esc.Refused],
+        done: Callable[[IncidentRow], str] | None = None,
     ) -> Answer:
         async with self.sessions() as session:
             row = await Incidents(session).get(incident_id)
@@ -383,7 +426,7 @@ class IncidentService:
             except IncidentMoved:
                 continue
             self._notify()
-            return Answer(True, _done_text(verb, row), incident_id)
+            return Answer(True, done(row) if done else _done_text(verb, row), incident_id)
         return Answer(False, f"Incident #{incident_id} kept changing; try again.", incident_id)
 
     # --- alerts -----------------------------------------------------------------------
@@ -547,15 +590,28 @@ def _refresh(row: IncidentRow, values: Mapping[str, Any]) -> None:
         setattr(row, name, value)
 
 
-def _done_text(verb: str, row: IncidentRow) -> str:
-    what = f"incident #{row.id}" + (
+def _what(row: IncidentRow) -> str:
+    return f"incident #{row.id}" + (
         f" ({row.rollout}: {row.summary})" if row.rollout else f" ({row.summary})"
     )
+
+
+def _done_text(verb: str, row: IncidentRow) -> str:
+    what = _what(row)
     if verb == "acknowledge":
         return f"Acknowledged {what}. The escalation has stopped; the thread says so."
     if verb == "resolve":
         return f"Resolved {what}. The thread says so."
-    return f"Silenced {what} for 1h. The chain starts again after that unless someone acts."
+    if verb == "unsilence":
+        return f"Ended the silence of {what}: the on-call chain is paged again from the top."
+    return _silenced_text(row, esc.SILENCE_DEFAULT)
+
+
+def _silenced_text(row: IncidentRow, duration: timedelta) -> str:
+    return (
+        f"Silenced {_what(row)} for {format_duration(duration)}. The chain starts again "
+        "after that unless someone acts."
+    )
 
 
 def parse_incident_id(text: str) -> int | None:
