@@ -2,7 +2,7 @@
 silence Alertmanager holds for the incident.
 
 Revision ID: 0007_silences
-Revises: 0006_policy
+Revises: 0006_policy (and needs 0003_incidents)
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 revision = "0007_silences"
 down_revision = "0006_policy"
 branch_labels = None
-depends_on = None
+depends_on = "0003_incidents"  # the incidents table is made on another branch of the schema
 
 
 def upgrade() -> None:
