@@ -11,6 +11,7 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.alertmanager_api import AlertmanagerApi
 from bot.clock import Clock, SystemClock
 from bot.config import Config, daily_summary_time
 from bot.domain.alerts import HoldPolicy
@@ -31,7 +32,7 @@ from bot.sealed_client import SealedWebClient
 from bot.services import incident_outbox, responses
 from bot.services.alerts import AlertIntake
 from bot.services.checkpoints import CHECKPOINT, DAILY, CheckpointService
-from bot.services.flags_file import FlagsFile, read_document
+from bot.services.flags_file import FlagsFile, read_document, read_flagd_document
 from bot.services.gates import GATES, GateService
 from bot.services.housekeeping import HOUSEKEEPING, Housekeeping
 from bot.services.incidents import TIMER_KIND, IncidentService
@@ -44,8 +45,10 @@ from bot.services.overview_reader import (
 )
 from bot.services.people import GroupMembers, People
 from bot.services.rehearsals import rehearsals_for
+from bot.services.rollout_metrics import RolloutCollector
 from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
+from bot.services.silences import Silences
 from bot.services.user_names import UserNames
 from bot.services.webhooks import WEBHOOK, Webhooks
 from bot.settings import Settings
@@ -178,23 +181,39 @@ class RolloutBot:
         self.scheduler.on(WEBHOOK, self.webhooks.deliver)
         self.service.on_change.append(self.outbox.kick.set)
         self.service.on_change.append(self.scheduler.kick.set)
-        self.flags_file: FlagsFile | None = None
+        self.flag_files: list[FlagsFile] = []
         if self.config.flags_file:
-            self.flags_file = FlagsFile(
-                self.config.flags_file, lambda: read_document(sessions, specs)
+            self.flag_files.append(
+                FlagsFile(self.config.flags_file, lambda: read_document(sessions, specs))
             )
-            self.service.on_change.append(self.flags_file.kick.set)
+        if self.config.flagd_file:
+            self.flag_files.append(
+                FlagsFile(self.config.flagd_file, lambda: read_flagd_document(sessions, specs))
+            )
+        for flag_file in self.flag_files:
+            self.service.on_change.append(flag_file.kick.set)
         self.checkpoints = self._checkpoints(sessions, specs)
         self.people = People(self._group_members(client), self.clock)
         self.rehearsals = rehearsals_for(self.config, self.prometheus_url, self.clock.now)
+        self.names = UserNames(client)
+        am = self.config.alertmanager
+        self.silences = Silences(
+            self.incidents,
+            AlertmanagerApi(am.url, timeout=am.timeout.total_seconds()) if am.url else None,
+            names=self.names.names,
+        )
         self.handler = Handler(
             self.service,
             self.config.rollout_policy(),
             self.incidents,
             self.people,
             rehearsals=self.rehearsals,
+            silences=self.silences,
         )
         self.scheduler.on(EXPIRY, self.service.expire)
+        rollout_series = RolloutCollector(self.service)
+        self.metrics.registry.register(rollout_series)
+        self.metrics.before_scrape.append(rollout_series.refresh)
         if not self.config.roles.configured:
             log.warning(
                 "No roles configured: everyone in the workspace may start, advance, "
@@ -231,9 +250,9 @@ class RolloutBot:
             seal=self.seal,
             slack=client,
             home=self.home.notice,
+            silences=self.silences,
         )
         register_rehearsal_actions(self.bolt, self.rehearsals, self.service)
-        am = self.config.alertmanager
         self.alert_intake = AlertIntake(
             sessions,
             self.clock,
@@ -252,7 +271,6 @@ class RolloutBot:
                 self.alert_intake, EndpointAuth.from_config(am, settings.alertmanager_token)
             ),
         )
-        self.names = UserNames(client)
         self.dashboard = add_dashboard(
             web_app,
             self.overview,
@@ -274,9 +292,9 @@ class RolloutBot:
         await self.housekeeping.ensure()
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
-        if self.flags_file is not None:
-            await self.flags_file.write_if_changed()  # the file exists once the bot is up
-            self._tasks.append(asyncio.create_task(self.flags_file.run(), name="flags-file"))
+        for flag_file in self.flag_files:
+            await flag_file.write_if_changed()  # the file exists once the bot is up
+            self._tasks.append(asyncio.create_task(flag_file.run(), name="flags-file"))
         if settings.socket_mode:
             self._socket = CheckedSocketModeHandler(
                 self.bolt, settings.slack_app_token, web_client=client, refusals=self.refusals

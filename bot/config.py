@@ -301,7 +301,18 @@ class BasicAuthConfig(_Model):
 
 
 class AlertmanagerConfig(_Model):
-    """`POST /alertmanager`: who may call it, and what a critical alert does to a rollout."""
+    """`POST /alertmanager`: who may call it, and what a critical alert does to a rollout;
+    `url`: where silences go."""
+
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Alertmanager's base URL (`http://alertmanager:9093`): **Silence** creates "
+        "a silence there through API v2 and **Unsilence** expires it",
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=5), description="per call to Alertmanager's API"
+    )
 
     bearer_token: str | None = Field(
         default=None, min_length=16, description="required `Authorization: Bearer` token"
@@ -405,6 +416,10 @@ class Config(_Model):
         description="HH:MM in `timezone`",
     )
     flags_file: str | None = Field(default=None, description="JSON file rewritten on change")
+    flagd_file: str | None = Field(
+        default=None,
+        description="flagd flag-definition file (OpenFeature), rewritten on change",
+    )
     plans: dict[str, PlanConfig] = Field(
         default={}, description="custom plans by name, besides the built-in ones"
     )

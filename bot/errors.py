@@ -8,8 +8,11 @@ RolloutBotError
 ├── Conflict             another writer won the race: roll the transaction back, look again
 │   ├── RolloutMoved     the rollout row's version moved (bot.services.rollouts)
 │   └── IncidentMoved    the incident's token moved (bot.services.incidents)
-└── DeliveryFailed       a Slack Web API call failed: the outbox retries after `retry_after`,
-                         or gives up when `permanent` (bot.services.outbox)
+├── DeliveryFailed       a Slack Web API call failed: the outbox retries after `retry_after`,
+│                        or gives up when `permanent` (bot.services.outbox)
+└── AlertmanagerFailed   Alertmanager's API could not be reached or refused a silence: the
+                         person who asked is told, the bot's own silence stands
+                         (bot.alertmanager_api)
 ```
 
 Not errors, by design: a failed metric query is a measurement (SOURCE_DOWN, see
@@ -73,3 +76,12 @@ class DeliveryFailed(RolloutBotError):
         self.error = error
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class AlertmanagerFailed(RolloutBotError):
+    """Alertmanager's API was unreachable, timed out, or refused the request; `reason` is a
+    sentence for the person who asked."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Awaited by `/metrics` before it renders the registry: collectors that read the
+        # database (the rollouts' own series) take their reading here.
+        self.before_scrape: list[Callable[[], Awaitable[None]]] = []
         self.commands = Counter(
             "rollout_bot_commands",
             "Commands handled, by verb and outcome",

@@ -17,6 +17,7 @@ from bot.services.incidents import IncidentService, parse_incident_id
 from bot.services.people import People
 from bot.services.rehearsals import Ask, Reach, Rehearsals
 from bot.services.rollouts import Actor, RolloutService
+from bot.services.silences import Silences
 from commands.parse import Request, help_text, parse, unescape
 from storage.db import unavailable
 
@@ -50,10 +51,12 @@ class Handler:
         incidents: IncidentService | None = None,
         people: People | None = None,
         rehearsals: Rehearsals | None = None,
+        silences: Silences | None = None,
     ) -> None:
         self.service = service
         self.policy = policy  # the config's, for what concerns every rollout (the freeze)
         self.incidents = incidents
+        self.silences = silences
         self.people = people or People(None, service.clock)
         self.rehearsals = rehearsals
 
@@ -186,6 +189,25 @@ class Handler:
         start, end = rehearsals.period(ask)
         return Reply(started_text(name, end - start, len(rehearsals.rules_of(spec))))
 
+    async def _silence(self, request: Request, actor: Actor, *_: Any) -> Reply:
+        if self.silences is None:
+            return Reply("There is no incident to silence.", ok=False)
+        incident_id = parse_incident_id(request.incident or "")
+        if incident_id is None:
+            return Reply(
+                f"`{blocks.escape(request.incident or '')}` is not an incident number.\n"
+                f"Type `/rollout {request.verb} 12`, with the number from the incident's message.",
+                ok=False,
+            )
+        if request.verb == "unsilence":
+            answer = await self.silences.unsilence(incident_id, actor.user)
+        else:
+            assert request.duration is not None  # the parser requires one
+            answer = await self.silences.silence(
+                incident_id, actor.user, request.duration, request.reason
+            )
+        return Reply(answer.text, answer.ok)
+
     async def _act(
         self,
         request: Request,
@@ -231,6 +253,8 @@ _HANDLERS: dict[str, Verb] = {
     "status": Handler._status,
     "history": Handler._history,
     "ack": Handler._ack,
+    "silence": Handler._silence,
+    "unsilence": Handler._silence,
     "freeze": Handler._freeze,
     "unfreeze": Handler._freeze,
 }

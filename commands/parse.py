@@ -2,7 +2,7 @@
 
 status [NAME] | start NAME | advance PERCENT|next [NAME] [force REASON…]
 pause [NAME] [-- REASON…] | resume [NAME] | rollback [NAME] [to PERCENT] [-- REASON…]
-ack [INCIDENT] | history [NAME] | help
+ack [INCIDENT] | silence INCIDENT DURATION [REASON…] | unsilence INCIDENT | history [NAME] | help
 
 The first word after the verb (for `advance` also the one after PERCENT|next, for
 `rollback` also the one after `to PERCENT`) is where a NAME goes. A word there must be a
@@ -16,7 +16,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 
+from bot.domain.durations import format_duration, parse_duration
 from bot.domain.rollout import (
     Advance,
     Cancel,
@@ -44,6 +46,8 @@ USAGE: dict[str, str] = {
     "freeze": "/rollout freeze REASON",
     "unfreeze": "/rollout unfreeze",
     "ack": "/rollout ack [INCIDENT]",
+    "silence": "/rollout silence INCIDENT DURATION [REASON]",
+    "unsilence": "/rollout unsilence INCIDENT",
     "history": "/rollout history [NAME]",
     "rehearse": REHEARSE_USAGE,
     "help": "/rollout help",
@@ -61,6 +65,9 @@ NOTES = (
     "what the service is told does not change and nobody is paged.",
     "`rehearse` replays the plan and its gates over past metrics and says what would have "
     "happened; nothing changes.",
+    "`silence 12 2h -- deploy window` stops the pages of incident 12 for 2 hours (and, with "
+    "`alertmanager.url` configured, silences its alert group in Alertmanager); `unsilence 12` "
+    "ends it.",
 )
 VERBS = tuple(USAGE)
 MAX_TEXT = 2000
@@ -68,6 +75,8 @@ REASON_AFTER = "--"  # what starts a reason where a name could be
 _SEPARATORS = frozenset({REASON_AFTER, "—", "–"})  # `--` as autocorrect may turn it
 _OPEN_QUOTES = '"“„'
 _CLOSE_QUOTES = '"”“'
+SILENCE_SHORTEST = timedelta(minutes=1)
+SILENCE_LONGEST = timedelta(days=7)
 _REASON_EXAMPLE = {
     "pause": "/rollout pause -- waiting for on-call",
     "rollback": "/rollout rollback to 10 -- error budget burning",
@@ -83,8 +92,9 @@ class Request:
     name: str | None = None
     command: Command | None = None
     incident: str | None = None
-    reason: str = ""  # `freeze REASON`
+    reason: str = ""  # `freeze REASON`, `silence INCIDENT DURATION REASON`
     rehearse: RehearseArgs | None = None
+    duration: timedelta | None = None  # `silence INCIDENT DURATION`
 
 
 def parse(text: str, known_names: Collection[str]) -> Request:
@@ -345,6 +355,33 @@ def _rehearse(a: _Args) -> Request:
     return Request("rehearse", name, rehearse=parse_rehearse_args(a.words))
 
 
+def _silence(a: _Args) -> Request:
+    if not a.words:
+        example = "12" if a.verb == "unsilence" else "12 2h"
+        raise a.fail(f"Name the incident to {a.verb}, e.g. `/rollout {a.verb} {example}`.")
+    incident = a.words.pop(0)
+    if a.verb == "unsilence":
+        a.done()
+        return Request("unsilence", incident=incident)
+    if not a.words:
+        raise a.fail("Say for how long, e.g. `/rollout silence 12 2h`.")
+    word = a.words.pop(0)
+    try:
+        duration = parse_duration(word)
+    except ValueError:
+        raise a.fail(
+            f"`{_shown(word)}` is not a duration; write a number and a unit: 30m, 2h, 1d."
+        ) from None
+    if not SILENCE_SHORTEST <= duration <= SILENCE_LONGEST:
+        longer = " (resolve an incident that needs longer)" if duration > SILENCE_LONGEST else ""
+        raise a.fail(
+            f"A silence lasts from {format_duration(SILENCE_SHORTEST)} to "
+            f"{format_duration(SILENCE_LONGEST)}{longer}; `{_shown(word)}` is "
+            f"{format_duration(duration)}."
+        )
+    return Request("silence", incident=incident, duration=duration, reason=a.reason())
+
+
 def _help(a: _Args) -> Request:
     return Request("help")
 
@@ -363,6 +400,8 @@ _PARSERS = {
     "unfreeze": _unfreeze,
     "ack": _ack,
     "rehearse": _rehearse,
+    "silence": _silence,
+    "unsilence": _silence,
     "help": _help,
 }
 

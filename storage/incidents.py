@@ -48,6 +48,10 @@ class IncidentRow(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[datetime | None]
     silenced_until: Mapped[datetime | None]
+    # An alert group's labels (Alertmanager's groupLabels, else its commonLabels): what a
+    # silence of the group matches. NULL for the bot's own incidents.
+    silence_labels: Mapped[dict[str, Any] | None]
+    silence_id: Mapped[str | None] = mapped_column(String(64))  # Alertmanager's, while it lasts
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     message_channel: Mapped[str | None] = mapped_column(String(32))
@@ -126,6 +130,15 @@ class Incidents:
             update(IncidentRow)
             .where(IncidentRow.id == incident_id)
             .values(message_channel=channel, message_ts=ts, thread_ts=thread_ts)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def set_silence(self, incident_id: int, silence_id: str | None) -> None:
+        """Remember (or forget, with None) the Alertmanager silence held for the incident."""
+        await self.session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id)
+            .values(silence_id=silence_id)
             .execution_options(synchronize_session=False)
         )
 

@@ -265,6 +265,15 @@ def silence(
     return Transition(quiet, (), "silenced")
 
 
+def unsilence(
+    snapshot: ChainSnapshot, cursor: Escalation, user: str, now: datetime
+) -> Transition | Refused:
+    """End a silence early: the chain starts again from its first level, as when it ends."""
+    if cursor.state is not IncidentState.SILENCED:
+        return Refused(f"it is not silenced (it is {cursor.state.value})")
+    return _step_silenced(snapshot, cursor, now)
+
+
 def may_respond(
     snapshot: ChainSnapshot,
     user: str,

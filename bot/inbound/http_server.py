@@ -135,6 +135,8 @@ def build_web_app(
     async def metrics_page(request: web.Request) -> web.Response:
         async with service.sessions() as session:
             metrics.outbox_depth.set(await Repository(session).outbox_depth())
+        for refresh in metrics.before_scrape:
+            await refresh()
         return web.Response(
             body=generate_latest(metrics.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},

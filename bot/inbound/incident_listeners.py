@@ -1,4 +1,4 @@
-"""Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h) on the
+"""Bolt listeners for the incident buttons (Acknowledge, Resolve, Silence 1h, Unsilence) on the
 incident's message, its pages and the App Home: ack first, call the incident service, tell
 the person who clicked what happened (`bot.inbound.answers`)."""
 
@@ -19,6 +19,7 @@ from bot.render.blocks import unsealed_click_text
 from bot.render.seal import ButtonSeal
 from bot.services.incidents import Answer, IncidentService
 from bot.services.rollouts import RolloutService
+from bot.services.silences import Silences
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,12 @@ def register_incident_actions(
     seal: ButtonSeal,
     slack: AsyncWebClient,
     home: HomeNotice | None = None,
+    silences: Silences | None = None,
 ) -> None:
     """`home`: publishes the clicker's Home tab with the answer on it, for clicks there;
-    `slack`: the bot's own client, which seals what it sends."""
+    `slack`: the bot's own client, which seals what it sends;
+    `silences`: Silence and Unsilence through it, so Alertmanager is told too."""
+    silencer = silences or Silences(incidents, None)
 
     @app.action(re.compile("^(" + "|".join(actions.INCIDENT_ALL) + ")$"))
     async def on_incident_button(
@@ -56,8 +60,11 @@ def register_incident_actions(
         elif action["action_id"] == actions.INCIDENT_RESOLVE:
             answer = await incidents.resolve(value.incident, user)
             verb = "resolve"
+        elif action["action_id"] == actions.INCIDENT_UNSILENCE:
+            answer = await silencer.unsilence(value.incident, user)
+            verb = "unsilence"
         else:
-            answer = await incidents.silence(value.incident, user)
+            answer = await silencer.silence(value.incident, user)
             verb = "silence"
         metrics.commands.labels(verb, "ok" if answer.ok else "refused").inc()
         await answer_click(service, body, user, answer.text, client=slack, home=home)

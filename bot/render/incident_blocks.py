@@ -141,6 +141,8 @@ def incident_buttons(view: IncidentView) -> list[Block]:
     buttons.append(button("Resolve", actions.INCIDENT_RESOLVE, value))
     if view.state is IncidentState.OPEN:
         buttons.append(button("Silence 1h", actions.INCIDENT_SILENCE, value))
+    if view.state is IncidentState.SILENCED:
+        buttons.append(button("Unsilence", actions.INCIDENT_UNSILENCE, value))
     return buttons
 
 
@@ -235,6 +237,33 @@ def resolved_by_data(view: IncidentView, gates: Sequence[str]) -> dict[str, Any]
     return {"text": text, "blocks": [section(text)]}
 
 
+def silenced_in_alertmanager(
+    view: IncidentView,
+    user: str,
+    silence_id: str,
+    ends_at: datetime,
+    labels: Mapping[str, str],
+    reason: str,
+) -> dict[str, Any]:
+    """The thread's line when a silence of the incident's alert group is in Alertmanager."""
+    matchers = ", ".join(f"`{name}=\"{value}\"`" for name, value in sorted(labels.items()))
+    text = (
+        f"🔕 {mention(user)} silenced incident {view.label} in Alertmanager until "
+        f"{slack_date(ends_at)}: silence `{escape(silence_id)}` matches {escape(matchers)}."
+    )
+    if reason:
+        text += f"\nReason: {escape(reason)}"
+    return {"text": text, "blocks": [section(text)]}
+
+
+def unsilenced_in_alertmanager(view: IncidentView, user: str, silence_id: str) -> dict[str, Any]:
+    text = (
+        f"🔔 {mention(user)} ended the silence of incident {view.label}: Alertmanager silence "
+        f"`{escape(silence_id)}` is expired, so its alerts notify again."
+    )
+    return {"text": text, "blocks": [section(text)]}
+
+
 def reminder(view: IncidentView, acked_at: datetime, now: datetime) -> dict[str, Any]:
     ago = format_elapsed(now - acked_at)
     when = "just now" if ago == "just now" else f"{ago} ago"
@@ -253,15 +282,20 @@ def reminder(view: IncidentView, acked_at: datetime, now: datetime) -> dict[str,
     }
 
 
-def done_text(verb: str, view: IncidentView) -> str:
-    """What the person who acknowledged, resolved or silenced an incident is told."""
+def done_text(verb: str, view: IncidentView, silenced_for: str = "1h") -> str:
+    """What the person who acknowledged, resolved, silenced or unsilenced an incident is told."""
     where = f"{escape(view.rollout)}: " if view.rollout else ""
     what = f"incident #{view.id} ({where}{summary(view)})"
     if verb == "acknowledge":
         return f"Acknowledged {what}. The escalation has stopped; the thread says so."
     if verb == "resolve":
         return f"Resolved {what}. The thread says so."
-    return f"Silenced {what} for 1h. The chain starts again after that unless someone acts."
+    if verb == "unsilence":
+        return f"Ended the silence of {what}: the on-call chain is paged again from the top."
+    return (
+        f"Silenced {what} for {silenced_for}. The chain starts again after that unless "
+        "someone acts."
+    )
 
 
 def open_incidents_text(views: Sequence[IncidentView]) -> str:

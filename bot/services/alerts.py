@@ -181,4 +181,7 @@ def _new_incident(
         source_url=payload.alerts[0].generatorURL or payload.externalURL,
         severity=payload.commonLabels.get("severity", ""),
         alerts=alerts,
+        # What a silence of this group matches: the labels it is grouped by, so that an
+        # alert joining the group later is silenced too.
+        silence_labels=dict(payload.groupLabels or payload.commonLabels),
     )

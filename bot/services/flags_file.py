@@ -1,7 +1,8 @@
 """The flags file: how the service being rolled out can learn its percentage besides
-`GET /flags`. `FlagsFile` rewrites a JSON file atomically (temp file in the same directory,
-fsync, `os.replace`) whenever the flags document changes. It is kicked after every commit
-and also polls, so a change made by another replica lands within a second too.
+`GET /flags`; the flagd file says the same as flagd flag definitions. `FlagsFile` rewrites
+a JSON file atomically (temp file in the same directory, fsync, `os.replace`) whenever its
+document changes. It is kicked after every commit and also polls, so a change made by
+another replica lands within a second too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.exposure import flags_document
+from bot.domain.flagd import flagd_document
 from bot.domain.rollout import RolloutSpec
 from bot.services.rollouts import status_of
 from storage.repository import Repository
@@ -35,6 +37,13 @@ async def read_document(
     statuses = {row.name: status_of(row) for row in rows}
     updated = max((row.updated_at for row in rows), default=None)
     return flags_document(specs, statuses, updated)
+
+
+async def read_flagd_document(
+    sessions: async_sessionmaker[AsyncSession], specs: Mapping[str, RolloutSpec]
+) -> dict[str, Any]:
+    """The same flags as flagd flag definitions (`flagd_file:`)."""
+    return flagd_document(await read_document(sessions, specs))
 
 
 def write_atomically(path: Path, document: Mapping[str, Any]) -> None:

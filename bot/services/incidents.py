@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import OncallConfig
 from bot.domain import escalation as esc
+from bot.domain.durations import format_duration
 from bot.domain.escalation import (
     ChainSnapshot,
     Escalation,
@@ -139,6 +140,7 @@ class NewIncident:
     severity: str = ""
     alerts: Mapping[str, Any] = field(default_factory=dict)
     source_url: str = ""  # where an alert came from; the renderer decides if it is a link
+    silence_labels: Mapping[str, str] | None = None  # an alert group's, for Alertmanager
 
 
 class IncidentService:
@@ -207,6 +209,7 @@ class IncidentService:
             source_url=new.source_url[:2000],
             chain=snapshot.to_json(),
             alerts=dict(new.alerts),
+            silence_labels=None if new.silence_labels is None else dict(new.silence_labels),
             opened_at=now,
             **_cursor_values(transition.escalation, new.source_key, now),
         )
@@ -319,10 +322,49 @@ class IncidentService:
             incident_id, user, "resolve", lambda s, c, now: esc.resolve(c, user, now)
         )
 
-    async def silence(self, incident_id: int, user: str) -> Answer:
+    async def silence(
+        self, incident_id: int, user: str, duration: timedelta = esc.SILENCE_DEFAULT
+    ) -> Answer:
         return await self._respond(
-            incident_id, user, "silence", lambda s, c, now: esc.silence(c, user, now)
+            incident_id,
+            user,
+            "silence",
+            lambda s, c, now: esc.silence(c, user, now, duration),
+            done=lambda row: _silenced_text(row, duration),
         )
+
+    async def unsilence(self, incident_id: int, user: str) -> Answer:
+        return await self._respond(
+            incident_id, user, "unsilence", lambda s, c, now: esc.unsilence(s, c, user, now)
+        )
+
+    async def get(self, incident_id: int) -> IncidentRow | None:
+        async with self.sessions() as session:
+            return await Incidents(session).get(incident_id)
+
+    async def note_silence(
+        self, incident_id: int, user: str, silence_id: str | None, message: Mapping[str, Any]
+    ) -> None:
+        """Remember the Alertmanager silence held for the incident (None: it was expired),
+        and say so in the incident's thread."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            incidents = Incidents(session)
+            row = await incidents.get(incident_id)
+            if row is None:
+                return
+            previous = row.silence_id
+            await incidents.set_silence(incident_id, silence_id)
+            verb = "silenced in alertmanager" if silence_id else "unsilenced in alertmanager"
+            incidents.log(incident_id, now, verb, user, detail=silence_id or previous or "")
+            Repository(session).enqueue(
+                self.channel,
+                "incident_reply",
+                {"incident": incident_id, **message},
+                now,
+                rollout=row.rollout,
+            )
+        self._notify()
 
     async def live(self) -> list[render.IncidentView]:
         async with self.sessions() as session:
@@ -352,6 +394,7 @@ class IncidentService:
         user: str,
         verb: str,
         transition_of: Callable[[ChainSnapshot, Escalation, datetime], Transition | esc.Refused],
+        done: Callable[[IncidentRow], str] | None = None,
     ) -> Answer:
         async with self.sessions() as session:
             row = await Incidents(session).get(incident_id)
@@ -386,7 +429,7 @@ class IncidentService:
             except IncidentMoved:
                 continue
             self._notify()
-            return Answer(True, _done_text(verb, row), incident_id)
+            return Answer(True, done(row) if done else _done_text(verb, row), incident_id)
         return Answer(False, f"Incident #{incident_id} kept changing; try again.", incident_id)
 
     # --- alerts -----------------------------------------------------------------------
@@ -551,7 +594,11 @@ def _refresh(row: IncidentRow, values: Mapping[str, Any]) -> None:
 
 
 def _done_text(verb: str, row: IncidentRow) -> str:
-    return render.done_text(verb, view_of(row))
+    return render.done_text(verb, view_of(row), format_duration(esc.SILENCE_DEFAULT))
+
+
+def _silenced_text(row: IncidentRow, duration: timedelta) -> str:
+    return render.done_text("silence", view_of(row), format_duration(duration))
 
 
 def parse_incident_id(text: str) -> int | None:

@@ -4,7 +4,6 @@ commands and buttons; who may; races."""
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -17,18 +16,19 @@ from bot.render import buttons as actions
 from bot.services.rollouts import AUTOMATIC, Actor
 from bot.standin.web_api import SlackStandIn
 from storage.models import TimerRow
-from tests.conftest import SECRET, BotFactory, SlackUser
+from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import (
     ONCALL,
+    click,
     dms,
     incident_log,
     incidents,
     open_via_opener,
     posts,
     settle,
+    told,
     updates,
 )
-from tests.support.slack_requests import block_action_body, post_signed
 
 CONFIG = ONCALL + """\
     - {group: S0LEADS, wait: 10m}
@@ -118,40 +118,6 @@ async def test_a_lead_outside_the_chain_may_acknowledge_as_the_readme_says(
     reply = await SlackUser(http, bot, "U0CORA").say("ack 1")
     assert reply.startswith("Acknowledged incident #1"), reply
     assert [(r.state, r.acked_by) for r in await incidents(bot)] == [("acknowledged", "U0CORA")]
-
-
-async def click(
-    http: aiohttp.ClientSession,
-    bot: RolloutBot,
-    standin: SlackStandIn,
-    dm: dict[str, object],
-    action_id: str,
-    user: str,
-) -> str:
-    """Press a button on a page; returns the tag of the click's response_url."""
-    blocks = dm["blocks"]
-    assert isinstance(blocks, list)
-    button = next(b for b in blocks[-1]["elements"] if b["action_id"] == action_id)
-    tag = f"{user}-{time.monotonic_ns()}"
-    body = block_action_body(
-        action_id,
-        button["value"],
-        user_id=user,
-        channel_id="D0" + user,
-        message_ts="1700000000.000200",
-        action_ts=f"{time.time():.6f}",
-        response_url=standin.response_url(tag),
-    )
-    status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
-    assert status == 200
-    return tag
-
-
-async def told(standin: SlackStandIn, tag: str) -> str:
-    """What a click was answered, only to the clicker, through its response_url."""
-    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=60)
-    assert (call.params["response_type"], call.params["replace_original"]) == ("ephemeral", False)
-    return str(call.params["text"])
 
 
 async def test_the_page_buttons_acknowledge_silence_and_resolve(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,8 @@ from bot.standin.web_api import SlackStandIn
 from storage.incidents import IncidentLogRow, IncidentRow
 from storage.models import TimerRow
 from storage.repository import Repository
+from tests.conftest import SECRET
+from tests.support.slack_requests import block_action_body, post_signed
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -164,3 +167,38 @@ async def post_webhook(
             return resp.status, json.loads(text)
         except ValueError:
             return resp.status, text
+
+
+async def click(
+    http: aiohttp.ClientSession,
+    bot: RolloutBot,
+    standin: SlackStandIn,
+    dm: dict[str, object],
+    action_id: str,
+    user: str,
+) -> str:
+    """Press a button on a message (a page, the incident's message); returns the tag of the
+    click's response_url."""
+    blocks = dm["blocks"]
+    assert isinstance(blocks, list)
+    button = next(b for b in blocks[-1]["elements"] if b["action_id"] == action_id)
+    tag = f"{user}-{time.monotonic_ns()}"
+    body = block_action_body(
+        action_id,
+        button["value"],
+        user_id=user,
+        channel_id="D0" + user,
+        message_ts="1700000000.000200",
+        action_ts=f"{time.time():.6f}",
+        response_url=standin.response_url(tag),
+    )
+    status, _ = await post_signed(http, f"{bot.url}/slack/events", body, SECRET)
+    assert status == 200
+    return tag
+
+
+async def told(standin: SlackStandIn, tag: str) -> str:
+    """What a click was answered, only to the clicker, through its response_url."""
+    (call,) = await standin.wait_for(f"response_url:{tag}", timeout=60)
+    assert (call.params["response_type"], call.params["replace_original"]) == ("ephemeral", False)
+    return str(call.params["text"])

@@ -106,7 +106,9 @@ def _buttons(message: dict[str, object]) -> list[str]:
 
 def test_the_incident_message_follows_the_state() -> None:
     opened = render.incident_message(VIEW)
-    assert _buttons(opened) == list(actions.INCIDENT_ALL)
+    assert _buttons(opened) == [
+        actions.INCIDENT_ACK, actions.INCIDENT_RESOLVE, actions.INCIDENT_SILENCE
+    ]
     assert "Incident #7 · *phase-4* · automatic rollback" in opened["blocks"][0]["text"]["text"]
     assert "1 firing, 0 resolved" in opened["blocks"][0]["text"]["text"]
     acked = render.incident_message(
@@ -114,6 +116,13 @@ def test_the_incident_message_follows_the_state() -> None:
                           "acked_by": "U0FORGE", "acked_at": T0})
     )  # fmt: skip
     assert _buttons(acked) == [actions.INCIDENT_RESOLVE]
+    silenced = render.incident_message(
+        VIEW.__class__(**{**VIEW.__dict__, "state": IncidentState.SILENCED,
+                          "silenced_until": T0 + timedelta(hours=2)})
+    )  # fmt: skip
+    assert _buttons(silenced) == [
+        actions.INCIDENT_ACK, actions.INCIDENT_RESOLVE, actions.INCIDENT_UNSILENCE
+    ]
     assert "Acknowledged by <@U0FORGE> <!date^" in acked["blocks"][1]["elements"][0]["text"]
     resolved = render.incident_message(
         VIEW.__class__(**{**VIEW.__dict__, "state": IncidentState.RESOLVED,

@@ -110,6 +110,20 @@ def test_silence_pauses_then_starts_the_chain_again() -> None:
     assert woke.escalation.state is IncidentState.OPEN
 
 
+def test_unsilence_starts_the_chain_again_at_once_and_only_when_silenced() -> None:
+    t = esc.begin(CHAIN, T0)
+    quiet = esc.silence(t.escalation, "U0HUDSON", T0 + MIN, timedelta(hours=2))
+    assert isinstance(quiet, Transition)
+    assert quiet.escalation.silenced_until == T0 + MIN + timedelta(hours=2)
+    woke = esc.unsilence(CHAIN, quiet.escalation, "U0HUDSON", T0 + 10 * MIN)
+    assert isinstance(woke, Transition)
+    assert woke.actions == (Page(0, 0, CHAIN.levels[0]),)
+    assert woke.escalation.state is IncidentState.OPEN
+    assert woke.escalation.silenced_until is None
+    assert woke.escalation.token > quiet.escalation.token  # a silence timer in flight is void
+    assert isinstance(esc.unsilence(CHAIN, woke.escalation, "U0HUDSON", T0), Refused)
+
+
 def test_an_empty_chain_pages_nobody() -> None:
     t = esc.begin(ChainSnapshot(), T0)
     assert t.actions == () and t.escalation.next_due is None

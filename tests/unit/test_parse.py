@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bot.domain.rollout import Advance, Pause, Resume, Rollback, Start
@@ -83,6 +85,18 @@ KNOWN = {"phase-4", "search-v2"}
         ("resume ＰＨＡＳＥ-４", Request("resume", "phase-4", Resume())),
         ("advance ѕearch-v2 25", Request("advance", "search-v2", Advance(25))),
         ("advance next “search-v2”", Request("advance", "search-v2", Advance(None))),
+        ("silence 12 2h", Request("silence", incident="12", duration=timedelta(hours=2))),
+        (
+            "silence #12 1h30m -- deploy window",
+            Request(
+                "silence", incident="#12", duration=timedelta(minutes=90), reason="deploy window"
+            ),
+        ),
+        (
+            "silence 12 30m known noise",
+            Request("silence", incident="12", duration=timedelta(minutes=30), reason="known noise"),
+        ),
+        ("unsilence INC-12", Request("unsilence", incident="INC-12")),
     ],
 )
 def test_grammar(text: str, expected: Request) -> None:
@@ -138,6 +152,14 @@ def test_grammar(text: str, expected: Request) -> None:
         ("rollback to ten", "`ten` is not a percent", "Usage"),
         ("rollback to 150", "`150` is not a percent between 0 and 100", "Usage"),
         ("ack one two", "at most one incident", "Usage: `/rollout ack"),
+        ("silence", "Name the incident to silence", "Usage: `/rollout silence INCIDENT DURATION"),
+        ("silence 12", "Say for how long", "Usage: `/rollout silence"),
+        ("silence 12 2hr", "`2hr` is not a duration", "Usage: `/rollout silence"),
+        ("silence 12 two-hours", "`two-hours` is not a duration", "Usage"),
+        ("silence 12 30s", "from 1m to 7d; `30s` is 30s", "Usage"),
+        ("silence 12 8d", "from 1m to 7d (resolve an incident that needs longer)", "Usage"),
+        ("unsilence", "Name the incident to unsilence", "Usage: `/rollout unsilence INCIDENT`"),
+        ("unsilence 12 now", "takes nothing more (got `now`)", "Usage: `/rollout unsilence"),
         ("pause " + "x" * 2100, "the limit is 2000", "Shorten"),
     ],
 )
