@@ -69,8 +69,11 @@ unit: $(STAMP)
 test: system-packages $(STAMP) lint
 	$(VENV)/bin/pytest -q
 
+# Every benchmark, then docs/PERFORMANCE.md from this run's figures alone.
 bench: system-packages $(STAMP)
+	rm -rf test-artifacts/bench
 	$(VENV)/bin/pytest tests/bench -m bench -q -s
+	$(PY) -m tests.bench.report
 
 # The fault tests at their full counts (every run of `make test` has them at small
 # counts), each printing its figures.

@@ -28,6 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", help="YAML config (default: $ROLLOUT_CONFIG)")
     serve.add_argument("--host", help="address to bind (default: $HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: $PORT or 3000; 0 picks one)")
+    serve.add_argument(
+        "--clock-file",
+        help="read the time from this file (an ISO 8601 instant a driver rewrites) instead "
+        "of the system clock: for fault and replica tests that step simulated time",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -187,6 +192,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     from bot.app import RolloutBot  # the server's imports are heavy; check-config skips them
+    from bot.clock import FileClock
 
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k)) is not None}
     settings = Settings(**overrides)
@@ -211,8 +217,14 @@ def serve_command(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    try:
+        clock = FileClock(args.clock_file) if args.clock_file else None
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
     async def run() -> None:
-        bot = RolloutBot(config, settings)
+        bot = RolloutBot(config, settings, clock)
         await bot.start()
         print(f"rollout-bot listening on {bot.url}", flush=True)
         stop = asyncio.Event()

@@ -1,7 +1,9 @@
 """Time, injected. Nothing else in the bot reads the wall clock.
 
 `SystemClock` is real time; `ManualClock` moves only when a test advances it;
-`ScaledClock` runs faster than real time, for the demo.
+`ScaledClock` runs faster than real time, for the demo; `FileClock` reads the time from a
+file that a driver writes, so that several processes, or one killed and restarted many
+times, share one stepped clock (fault tests and replica tests).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 
@@ -74,3 +77,48 @@ class ScaledClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+class FileClock:
+    """The instant written in a file (ISO 8601, with its offset), as the driver last wrote it.
+
+    The driver replaces the file atomically (write beside it, then rename). Time never runs
+    back: an unreadable or older instant leaves the clock where it was. `sleep` looks at the
+    file every `poll` real seconds until its deadline has passed.
+    """
+
+    def __init__(self, path: str | Path, poll: float = 0.02) -> None:
+        self.path = Path(path)
+        self.poll = poll
+        self._last: datetime | None = None
+        if self._read() is None:
+            raise ValueError(f"{self.path}: no ISO 8601 instant with an offset to read")
+
+    def _read(self) -> datetime | None:
+        try:
+            moment = datetime.fromisoformat(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return self._last
+        if moment.tzinfo is None:
+            return self._last
+        if self._last is None or moment > self._last:
+            self._last = moment
+        return self._last
+
+    def now(self) -> datetime:
+        moment = self._read()
+        assert moment is not None  # the constructor read one
+        return moment
+
+    async def sleep(self, seconds: float) -> None:
+        deadline = self.now() + timedelta(seconds=max(0.0, seconds))
+        while self.now() < deadline:  # noqa: ASYNC110 - another process moves the file
+            await asyncio.sleep(self.poll)
+
+
+def write_clock_file(path: str | Path, moment: datetime) -> None:
+    """Set a `FileClock`'s time: written beside the file, then renamed over it."""
+    target = Path(path)
+    spare = target.with_name(target.name + ".next")
+    spare.write_text(moment.isoformat())
+    spare.replace(target)
