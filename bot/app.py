@@ -54,6 +54,7 @@ from bot.services.webhooks import WEBHOOK, Webhooks
 from bot.settings import Settings
 from bot.standin.web_api import SlackStandIn
 from commands.handle import Handler
+from storage.claims import OUTBOX, TIMER, Claims, default_replica_id
 from storage.db import create_engine, default_url, migrate, reader, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ class RolloutBot:
         self.engine = create_engine(settings.database_url or default_url())
         await migrate(self.engine)
         sessions = sessionmaker(self.engine)
+        # What this replica runs; on PostgreSQL shown to the others by advisory locks.
+        self.claims = Claims(self.engine, settings.replica_id or default_replica_id())
         specs = self.config.specs()
         self.outbox = OutboxWorker(
             sessions,
@@ -145,8 +148,11 @@ class RolloutBot:
             self.metrics,
             poll_seconds=self.poll_seconds,
             senders={**incident_outbox.SENDERS, **responses.SENDERS},
+            claims=self.claims,
         )
-        self.scheduler = Scheduler(sessions, self.clock, poll_seconds=self.poll_seconds)
+        self.scheduler = Scheduler(
+            sessions, self.clock, poll_seconds=self.poll_seconds, claims=self.claims
+        )
         self.incidents = self._incidents(sessions, client)
         self.gates = GateService(
             sessions,
@@ -266,6 +272,7 @@ class RolloutBot:
             service=self.service,
             metrics=self.metrics,
             engine=self.engine,
+            replica=self.replica,
             refusals=self.refusals,
             alertmanager=alertmanager_handler(
                 self.alert_intake, EndpointAuth.from_config(am, settings.alertmanager_token)
@@ -327,7 +334,16 @@ class RolloutBot:
         if self.standin is not None:
             await self.standin.stop()
             self.standin = None
+        await self.claims.close()
         await self.engine.dispose()
+
+    def replica(self) -> dict[str, object]:
+        """Which replica this is and what it runs now (for `GET /healthz`)."""
+        return {
+            "id": self.claims.replica,
+            "timers": self.claims.holding(TIMER),
+            "outbox": [int(key) for key in self.claims.holding(OUTBOX)],
+        }
 
     @staticmethod
     def _group_members(client: AsyncWebClient) -> GroupMembers:

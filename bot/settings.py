@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     prometheus_url: str = ""  # overrides `prometheus.url` in the config
     rollout_config: str = ""
     alertmanager_token: str = ""  # overrides `alertmanager.bearer_token` in the config
+    replica_id: str = ""  # this process among replicas on one database; empty: hostname-pid
     host: str = "127.0.0.1"
     port: int = 3000
 

@@ -113,6 +113,9 @@ class TimerRow(Base):
     payload: Mapped[dict[str, Any]]
     lease_until: Mapped[datetime | None]
     token: Mapped[int] = mapped_column(Integer, default=0)
+    # The replica running it (REPLICA_ID), from its claim until it finishes or fails; on
+    # PostgreSQL its advisory lock says whether that replica still lives.
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class ProcessedRequestRow(Base):

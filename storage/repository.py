@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.claims import OUTBOX, TIMER, Claims, item_name
 from storage.models import (
     EventRow,
     FreezeRow,
@@ -21,10 +22,18 @@ from storage.models import (
     ProcessedRequestRow,
     RolloutRow,
     TimerRow,
+    UTCDateTime,
 )
 
 FREEZE_ALL = "all"
 EVERY_ROLLOUT = "*"  # the audit log's rollout for what applies to every one (the freeze)
+
+
+def _later(at: Any, lease_until: Any) -> ColumnElement[datetime]:
+    """The later of a due time and a lease's end (the due time when there is no lease)."""
+    return type_coerce(
+        case((lease_until > at, lease_until), else_=at), UTCDateTime()
+    )
 
 
 @dataclass(frozen=True)
@@ -156,36 +165,49 @@ class Repository:
         )
 
     async def claim_outbox_heads(
-        self, now: datetime, lease: timedelta, limit: int = 20
+        self, now: datetime, lease: timedelta, limit: int = 20, claims: Claims | None = None
     ) -> list[OutboxRow]:
         """The oldest pending message of each channel that is due and not leased to another
-        worker; each is leased to the caller. A channel whose head waits, waits whole."""
+        worker; each is leased to the caller. A channel whose head waits, waits whole.
+
+        With `claims` on PostgreSQL, a head whose lease still runs is the caller's too when
+        the replica that leased it died (its advisory lock is free); each head taken is
+        held in `claims` until the caller releases it."""
         pending = OutboxRow.delivered_at.is_(None) & OutboxRow.failed_at.is_(None)
         heads = (
             select(func.min(OutboxRow.id)).where(pending).group_by(OutboxRow.channel)
         ).scalar_subquery()
+        query = select(OutboxRow).where(OutboxRow.id.in_(heads), OutboxRow.next_attempt_at <= now)
+        if claims is None or not claims.shared:
+            query = query.where(
+                (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now)
+            )
         rows = (
             await self.session.scalars(
-                select(OutboxRow)
-                .where(OutboxRow.id.in_(heads), OutboxRow.next_attempt_at <= now)
-                .where((OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now))
-                .order_by(OutboxRow.id)
+                query.order_by(OutboxRow.id)
                 .limit(limit)
+                .with_for_update(skip_locked=True, of=OutboxRow)  # nothing on SQLite
             )
         ).all()
         claimed = []
         for row in rows:
+            item = item_name(OUTBOX, row.id)
+            if claims is not None and not await claims.hold(item, now):
+                continue
             result = await self.session.execute(
                 update(OutboxRow)
                 .where(
                     OutboxRow.id == row.id,
                     OutboxRow.lease_until.is_not_distinct_from(row.lease_until),
+                    pending,
                 )
                 .values(lease_until=now + lease)
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount:  # type: ignore[attr-defined]
                 claimed.append(row)
+            elif claims is not None:
+                await claims.release(item)
         return claimed
 
     async def outbox_done(self, message_id: int, now: datetime) -> None:
@@ -226,9 +248,11 @@ class Repository:
         return int((await self.session.scalar(query)) or 0)
 
     async def outbox_next_due(self) -> datetime | None:
-        query = select(func.min(OutboxRow.next_attempt_at)).where(
-            OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None)
-        )
+        """When a pending message may next be claimed: its next attempt, or the end of
+        its lease when one runs past that (a delivery in flight, here or elsewhere)."""
+        query = select(
+            func.min(_later(OutboxRow.next_attempt_at, OutboxRow.lease_until))
+        ).where(OutboxRow.delivered_at.is_(None), OutboxRow.failed_at.is_(None))
         return await self.session.scalar(query)
 
     # --- timers -----------------------------------------------------------------------
@@ -243,7 +267,7 @@ class Repository:
             )
         else:
             row.kind, row.due_at, row.payload = kind, due_at, payload or {}
-            row.lease_until, row.token = None, row.token + 1
+            row.lease_until, row.token, row.claimed_by = None, row.token + 1, None
 
     async def ensure_timer(
         self, key: str, kind: str, due_at: datetime, payload: dict[str, Any] | None = None
@@ -276,27 +300,41 @@ class Repository:
         lease: timedelta,
         leases_by_kind: Mapping[str, timedelta] | None = None,
         limit: int = 100,
+        claims: Claims | None = None,
     ) -> list[DueTimer]:
         """Due timers not leased to another loop; each is leased to the caller (for
         `leases_by_kind[kind]`, else `lease`), and its token moves on, so only the claimer
-        may finish it."""
+        may finish it.
+
+        With `claims` on PostgreSQL, a timer another replica claimed is the caller's too
+        when that replica died (its advisory lock is free), lease or not; a lease left by
+        a handler that failed (`claimed_by` cleared) still spaces out its retries. Each
+        timer taken is held in `claims` until the caller releases it."""
+        free = (TimerRow.lease_until.is_(None)) | (TimerRow.lease_until < now)
+        if claims is not None and claims.shared:
+            free = free | TimerRow.claimed_by.is_not(None)
         rows = (
             await self.session.scalars(
                 select(TimerRow)
                 .where(TimerRow.due_at <= now)
-                .where((TimerRow.lease_until.is_(None)) | (TimerRow.lease_until < now))
+                .where(free)
                 .order_by(TimerRow.due_at)
                 .limit(limit)
+                .with_for_update(skip_locked=True)  # nothing on SQLite
             )
         ).all()
         claimed = []
         for row in rows:
+            item = item_name(TIMER, row.key)
+            if claims is not None and not await claims.hold(item, now):
+                continue
             result = await self.session.execute(
                 update(TimerRow)
                 .where(TimerRow.key == row.key, TimerRow.token == row.token)
                 .values(
                     lease_until=now + (leases_by_kind or {}).get(row.kind, lease),
                     token=row.token + 1,
+                    claimed_by=claims.replica if claims is not None else None,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -304,6 +342,8 @@ class Repository:
                 claimed.append(
                     DueTimer(row.key, row.kind, row.due_at, dict(row.payload), row.token + 1)
                 )
+            elif claims is not None:
+                await claims.release(item)
         return claimed
 
     async def finish_timer(self, key: str, token: int) -> bool:
@@ -334,12 +374,25 @@ class Repository:
         await self.session.execute(
             update(TimerRow)
             .where(TimerRow.key == key, TimerRow.token == token)
-            .values(lease_until=None)
+            .values(lease_until=None, claimed_by=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def timer_failed(self, key: str, token: int) -> None:
+        """A claim whose handler failed: nobody runs it now, and its lease stays, so it
+        runs again (here or on another replica) once the lease ends."""
+        await self.session.execute(
+            update(TimerRow)
+            .where(TimerRow.key == key, TimerRow.token == token)
+            .values(claimed_by=None)
             .execution_options(synchronize_session=False)
         )
 
     async def next_timer_due(self) -> datetime | None:
-        return await self.session.scalar(select(func.min(TimerRow.due_at)))
+        """When a timer may next be claimed: its due time, or the end of its lease when
+        one runs past that (a handler in flight, or one that failed and waits)."""
+        query = select(func.min(_later(TimerRow.due_at, TimerRow.lease_until)))
+        return await self.session.scalar(query)
 
     # --- gate states ------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ def build_web_app(
     service: RolloutService,
     metrics: Metrics,
     engine: Any,
+    replica: Callable[[], dict[str, object]] | None = None,
     refusals: RefusalLog | None = None,
     alertmanager: Handler | None = None,
 ) -> web.Application:
@@ -130,7 +131,10 @@ def build_web_app(
             await ping(engine)
         except Exception as exc:
             return web.json_response({"ok": False, "database": str(exc)[:200]}, status=503)
-        return web.json_response({"ok": True, "database": "ok"})
+        answer: dict[str, object] = {"ok": True, "database": "ok"}
+        if replica is not None:  # which replica answered, and the work it holds now
+            answer["replica"] = replica()
+        return web.json_response(answer)
 
     async def metrics_page(request: web.Request) -> web.Response:
         async with service.sessions() as session:

@@ -23,6 +23,7 @@ from bot.clock import Clock
 from bot.errors import DeliveryFailed
 from bot.metrics import Metrics
 from bot.services.waiting import wait_until_due
+from storage.claims import OUTBOX, Claims, claiming, item_name
 from storage.models import OutboxRow
 from storage.repository import Repository
 
@@ -63,8 +64,12 @@ class OutboxWorker:
         *,
         poll_seconds: float = 1.0,
         senders: Mapping[str, Sender] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.sessions = sessions
+        # On PostgreSQL, a message in flight is held by this replica's advisory lock: if
+        # the replica dies, another delivers it on its next poll (see storage.claims).
+        self.claims = claims
         self.senders = {**SENDERS, **(senders or {})}  # more kinds, e.g. incident messages
         self.client = client
         self.clock = clock
@@ -98,12 +103,20 @@ class OutboxWorker:
     async def deliver_due(self) -> int:
         """Deliver the due head of every channel once. Returns how many were attempted."""
         now = self.clock.now()
-        async with self.sessions() as session, session.begin():
+        # A claim that does not commit holds nothing (`claiming` lets it go).
+        async with claiming(self.claims), self.sessions() as session, session.begin():
             repo = Repository(session)
-            heads = await repo.claim_outbox_heads(now, LEASE)
+            heads = await repo.claim_outbox_heads(now, LEASE, claims=self.claims)
             self.metrics.outbox_depth.set(await repo.outbox_depth())
-        await asyncio.gather(*(self._deliver(row) for row in heads))
+        await asyncio.gather(*(self._deliver_held(row) for row in heads))
         return len(heads)
+
+    async def _deliver_held(self, row: OutboxRow) -> None:
+        try:
+            await self._deliver(row)
+        finally:  # recorded as done or to retry: another replica may claim it now
+            if self.claims is not None:
+                await asyncio.shield(self.claims.release(item_name(OUTBOX, row.id)))
 
     async def _deliver(self, row: OutboxRow) -> None:
         try:

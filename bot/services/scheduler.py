@@ -9,6 +9,10 @@ leased: the lease is short (30 s) so a gate tick or a page runs again soon after
 and longer only for handlers that render a lot (`on(kind, handler, lease=…)`). A handler
 that fails leaves the timer leased; it runs again once the lease ends.
 
+On PostgreSQL, with several replicas, a claim is also held by the replica's advisory lock
+(`storage.claims.Claims`): a replica killed in the middle of a handler loses its lock with
+its connection, and another replica takes the timer over on its next poll, lease or not.
+
 Claimed timers run concurrently, up to `concurrency` at once, so one slow handler (a gate
 tick waiting on a slow Prometheus) does not hold back the others (an escalation step).
 """
@@ -24,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.services.waiting import wait_until_due
+from storage.claims import TIMER, Claims, claiming, item_name
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,10 @@ class Scheduler:
         poll_seconds: float = 1.0,
         lease: timedelta = timedelta(seconds=30),
         concurrency: int = 16,
+        claims: Claims | None = None,
     ) -> None:
         self.sessions = sessions
+        self.claims = claims  # None: claims are decided by their lease alone
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.lease = lease
@@ -79,9 +86,10 @@ class Scheduler:
 
     async def run_due(self) -> int:
         """Run every timer due now, once. Returns how many ran."""
-        async with self.sessions() as session, session.begin():
+        # A claim that does not commit holds nothing (`claiming` lets it go).
+        async with claiming(self.claims), self.sessions() as session, session.begin():
             due = await Repository(session).claim_due_timers(
-                self.clock.now(), self.lease, self.leases
+                self.clock.now(), self.lease, self.leases, claims=self.claims
             )
         await asyncio.gather(*(self._run_in_slot(timer) for timer in due))
         return len(due)
@@ -90,9 +98,23 @@ class Scheduler:
         async with self.sessions() as session, session.begin():
             await Repository(session).release_timer(timer.key, timer.token)
 
+    async def _failed(self, timer: DueTimer) -> None:
+        try:
+            async with self.sessions() as session, session.begin():
+                await Repository(session).timer_failed(timer.key, timer.token)
+        except Exception:  # its lease still spaces the retries; only a takeover is sooner
+            log.exception("could not record that timer %s failed", timer.key)
+
+    async def _let_go(self, timer: DueTimer) -> None:
+        if self.claims is not None:
+            await self.claims.release(item_name(TIMER, timer.key))
+
     async def _run_in_slot(self, timer: DueTimer) -> None:
-        async with self._slots:
-            await self._run(timer)
+        try:
+            async with self._slots:
+                await self._run(timer)
+        finally:  # finished, failed or given back: another replica may claim it now
+            await asyncio.shield(self._let_go(timer))
 
     async def _run(self, timer: DueTimer) -> None:
         handler = self.handlers.get(timer.kind)
@@ -108,6 +130,8 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("timer %s failed; it runs again after its lease", timer.key)
+                if self.claims is not None:
+                    await self._failed(timer)
                 return
         async with self.sessions() as session, session.begin():
             await Repository(session).finish_timer(timer.key, timer.token)

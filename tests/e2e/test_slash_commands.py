@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import sqlite3
 import time
 from datetime import timedelta
@@ -661,7 +663,10 @@ async def test_a_double_click_acts_once(
 
 async def test_health_and_metrics(make_bot: BotFactory, http: aiohttp.ClientSession) -> None:
     bot = await make_bot(ONE_ROLLOUT)
-    assert await api(http, bot, "/healthz") == {"ok": True, "database": "ok"}
+    health = await api(http, bot, "/healthz")
+    assert (health["ok"], health["database"]) == (True, "ok")
+    assert health["replica"]["id"] == f"{socket.gethostname()}-{os.getpid()}"
+    assert set(health["replica"]) == {"id", "timers", "outbox"}
     cora = SlackUser(http, bot, "U0CORA")
     await cora.say("start")
     await cora.say("advance 150")
