@@ -178,13 +178,16 @@ class Repository:
             select(func.min(OutboxRow.id)).where(pending).group_by(OutboxRow.channel)
         ).scalar_subquery()
         query = select(OutboxRow).where(OutboxRow.id.in_(heads), OutboxRow.next_attempt_at <= now)
+        leased = case((OutboxRow.lease_until >= now, 1), else_=0)
         if claims is None or not claims.shared:
-            query = query.where(
-                (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now)
-            )
+            query = query.where(leased == 0)
+        else:  # leased ones last: most are in flight on a live replica and stay its own
+            mine = [int(key) for key in claims.holding(OUTBOX)]
+            if mine:
+                query = query.where(OutboxRow.id.not_in(mine))
         rows = (
             await self.session.scalars(
-                query.order_by(OutboxRow.id)
+                query.order_by(leased, OutboxRow.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True, of=OutboxRow)  # nothing on SQLite
             )
@@ -311,15 +314,18 @@ class Repository:
         a handler that failed (`claimed_by` cleared) still spaces out its retries. Each
         timer taken is held in `claims` until the caller releases it."""
         free = (TimerRow.lease_until.is_(None)) | (TimerRow.lease_until < now)
-        if claims is not None and claims.shared:
-            free = free | TimerRow.claimed_by.is_not(None)
+        query = select(TimerRow).where(TimerRow.due_at <= now)
+        if claims is None or not claims.shared:
+            query = query.where(free).order_by(TimerRow.due_at)
+        else:  # claimed ones last: most run on a live replica and stay its own
+            query = query.where(free | TimerRow.claimed_by.is_not(None))
+            mine = claims.holding(TIMER)
+            if mine:
+                query = query.where(TimerRow.key.not_in(mine))
+            query = query.order_by(TimerRow.claimed_by.is_not(None), TimerRow.due_at)
         rows = (
             await self.session.scalars(
-                select(TimerRow)
-                .where(TimerRow.due_at <= now)
-                .where(free)
-                .order_by(TimerRow.due_at)
-                .limit(limit)
+                query.limit(limit)
                 .with_for_update(skip_locked=True)  # nothing on SQLite
             )
         ).all()

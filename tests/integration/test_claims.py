@@ -1,0 +1,200 @@
+"""Claims of timers and outbox messages by several replicas on one PostgreSQL database:
+never the same row twice, and a claimer whose connection dies lets go at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.claims import OUTBOX, TIMER, Claims
+from storage.db import create_engine, migrate, sessionmaker
+from storage.repository import Repository
+from tests.conftest import fresh_postgres
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=30)  # long: only a takeover can explain a second claim
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    async with fresh_postgres() as url:
+        engine = create_engine(url)
+        await migrate(engine)
+        await engine.dispose()
+        yield url
+
+
+class Claimer:
+    """One replica's side of claiming: its own engine (pool) and its own lock connection."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.engine: AsyncEngine = create_engine(url)
+        self.sessions = sessionmaker(self.engine)
+        self.claims = Claims(self.engine, name)
+
+    async def timers(self, now: datetime = NOW, limit: int = 100) -> list[str]:
+        async with self.sessions() as session, session.begin():
+            due = await Repository(session).claim_due_timers(
+                now, LEASE, limit=limit, claims=self.claims
+            )
+        return [timer.key for timer in due]
+
+    async def heads(self, now: datetime = NOW) -> list[int]:
+        async with self.sessions() as session, session.begin():
+            rows = await Repository(session).claim_outbox_heads(now, LEASE, claims=self.claims)
+        return [row.id for row in rows]
+
+    async def close(self) -> None:
+        await self.claims.close()
+        await self.engine.dispose()
+
+
+async def add_timers(url: str, keys: list[str]) -> None:
+    engine = create_engine(url)
+    async with sessionmaker(engine)() as session, session.begin():
+        for key in keys:
+            await Repository(session).set_timer(key, "gates", NOW - timedelta(seconds=1))
+    await engine.dispose()
+
+
+async def add_messages(url: str, channels: list[str], per_channel: int) -> None:
+    engine = create_engine(url)
+    async with sessionmaker(engine)() as session, session.begin():
+        for n in range(per_channel):
+            for channel in channels:
+                Repository(session).enqueue(channel, "message", {"text": f"{n}"}, NOW)
+    await engine.dispose()
+
+
+async def lock_holders(url: str) -> set[int]:
+    """The backends holding advisory locks in this database."""
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        pids = await conn.scalars(
+            text(
+                "SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                " WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+            )
+        )
+        found = set(pids)
+    await engine.dispose()
+    return found
+
+
+async def terminate(url: str, pids: set[int]) -> None:
+    """What PostgreSQL does when a replica's process dies: its backends end."""
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        for pid in pids:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await engine.dispose()
+
+
+async def test_two_claimers_never_get_the_same_timer(database: str) -> None:
+    keys = [f"gates:rollout-{n}" for n in range(60)]
+    await add_timers(database, keys)
+    first, second = Claimer(database, "one"), Claimer(database, "two")
+    try:
+        got: dict[str, list[str]] = {"one": [], "two": []}
+
+        async def drain(claimer: Claimer) -> None:
+            while batch := await claimer.timers(limit=3):
+                got[claimer.claims.replica] += batch
+
+        await asyncio.gather(drain(first), drain(second))
+        assert not set(got["one"]) & set(got["two"]), got
+        assert sorted(got["one"] + got["two"]) == sorted(keys)
+        assert got["one"] and got["two"], "both claimed, concurrently"
+        # Each holds what it claimed: neither may claim the other's, nor its own again.
+        assert await first.timers() == [] and await second.timers() == []
+        assert sorted(first.claims.holding(TIMER)) == sorted(got["one"])
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_claimers_never_get_the_same_outbox_message(database: str) -> None:
+    channels = [f"C{n:03d}" for n in range(12)]
+    await add_messages(database, channels, per_channel=3)
+    first, second = Claimer(database, "one"), Claimer(database, "two")
+    try:
+        one, two = await asyncio.gather(first.heads(), second.heads())
+        assert not set(one) & set(two)
+        assert len(one) + len(two) == len(channels)  # one head per channel, no more
+        # While its head is held, a channel's next message waits, for both.
+        assert await first.heads() == [] and await second.heads() == []
+        async with first.sessions() as session, session.begin():
+            for message in one:
+                await Repository(session).outbox_done(message, NOW)
+        for message in one:
+            await first.claims.release(f"{OUTBOX}:{message}")
+        # The channels whose head was delivered go on, each with its next message (ids
+        # were given a round of channels at a time); the others still wait.
+        assert sorted(await second.heads()) == sorted(m + len(channels) for m in one)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_claimer_whose_connection_dies_releases_its_rows_at_once(database: str) -> None:
+    await add_timers(database, ["gates:phase-4", "escalation:7"])
+    await add_messages(database, ["C1", "C2"], per_channel=2)
+    doomed, survivor = Claimer(database, "doomed"), Claimer(database, "survivor")
+    try:
+        assert sorted(await doomed.timers()) == ["escalation:7", "gates:phase-4"]
+        assert len(await doomed.heads()) == 2
+        assert await survivor.timers() == [] and await survivor.heads() == []
+
+        holders = await lock_holders(database)
+        assert len(holders) == 1  # the doomed replica's lock connection
+        await terminate(database, holders)
+
+        # The clock has not moved: the leases run for half an hour yet, and still the
+        # survivor takes everything over on its very next claim.
+        assert sorted(await survivor.timers()) == ["escalation:7", "gates:phase-4"]
+        assert len(await survivor.heads()) == 2
+        async with survivor.sessions() as session:
+            timer = await Repository(session).timer("gates:phase-4")
+        assert timer is not None and timer.claimed_by == "survivor"
+    finally:
+        await doomed.close()
+        await survivor.close()
+
+
+async def test_a_failed_timer_waits_out_its_lease_on_every_replica(database: str) -> None:
+    await add_timers(database, ["gates:phase-4"])
+    first, second = Claimer(database, "one"), Claimer(database, "two")
+    try:
+        [key] = await first.timers()
+        async with first.sessions() as session, session.begin():
+            row = await Repository(session).timer(key)
+            assert row is not None
+            await Repository(session).timer_failed(key, row.token)
+        await first.claims.release(f"{TIMER}:{key}")
+        assert await second.timers() == [] and await first.timers() == []
+        assert await second.timers(now=NOW + LEASE + timedelta(seconds=1)) == [key]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_on_sqlite_the_lease_alone_decides(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    engine = create_engine(url)
+    await migrate(engine)
+    await engine.dispose()
+    await add_timers(url, ["gates:phase-4"])
+    claimer = Claimer(url, "only")
+    try:
+        assert not claimer.claims.shared
+        assert await claimer.timers() == ["gates:phase-4"]
+        assert await claimer.timers(now=NOW + timedelta(minutes=29)) == []
+        assert await claimer.timers(now=NOW + LEASE + timedelta(seconds=1)) == ["gates:phase-4"]
+    finally:
+        await claimer.close()
