@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -22,12 +23,27 @@ def free_port() -> int:
 
 
 class BotProcess:
-    """`python -m bot serve` in a child process, on a fixed port and SQLite file."""
+    """`python -m bot serve` in a child process, on a fixed port and SQLite file.
 
-    def __init__(self, tmp_path: Path, standin: SlackStandIn, config_text: str) -> None:
+    For replicas: `database_url` (one PostgreSQL database for all), `clock_file` (one
+    stepped clock, `serve --clock-file`) and `replica_id` (REPLICA_ID, also naming the log).
+    """
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        standin: SlackStandIn,
+        config_text: str,
+        *,
+        database_url: str | None = None,
+        clock_file: Path | None = None,
+        replica_id: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "bot.log"
+        self.log_path = tmp_path / (f"{replica_id}.log" if replica_id else "bot.log")
+        self.clock_file = clock_file
         config = tmp_path / "rollout.yml"
         config.write_text(config_text)
         self.env = {
@@ -35,33 +51,50 @@ class BotProcess:
             "SLACK_BOT_TOKEN": "xoxb-test",
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": standin.api_url,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
             "ROLLOUT_CONFIG": str(config),
             "PORT": str(self.port),
+            **({"REPLICA_ID": replica_id} if replica_id else {}),
+            **(env or {}),
         }
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self, within: float = 10.0) -> None:
+        clock = ["--clock-file", str(self.clock_file)] if self.clock_file else []
         with self.log_path.open("ab") as log:  # the bot's log, kept to read after a failure
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "bot",
                 "serve",
+                *clock,
                 env=self.env,
                 stdout=log,
                 stderr=log,
             )
+        deadline = asyncio.get_running_loop().time() + within
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            while asyncio.get_running_loop().time() < deadline:
                 try:
                     async with http.get(f"{self.url}/healthz") as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientError:
                     pass
+                if self.process.returncode is not None:
+                    break
                 await asyncio.sleep(0.05)
-        raise AssertionError("the bot did not come up within 10 s")
+        raise AssertionError(f"the bot did not come up within {within:g} s; see {self.log_path}")
+
+    async def health(self) -> dict[str, Any]:
+        """`GET /healthz`: which replica this is and what it holds."""
+        async with aiohttp.ClientSession() as http, http.get(f"{self.url}/healthz") as response:
+            answer: dict[str, Any] = await response.json()
+            return answer
 
     async def kill(self) -> None:
         assert self.process is not None

@@ -8,6 +8,8 @@
     proxy.garbage(ANSWERS)       # each request gets the next canned answer, in turn
     proxy.forward()              # back to the real server's answers
     proxy.seen                   # how many requests each mode answered
+    proxy.hold_next("/api/v1/query")   # the next such request waits until `release()`
+    proxy.arrivals               # (monotonic time, path) of every request, as it arrived
 
 Everything it answers is real HTTP on a real socket; only what is said is chosen.
 """
@@ -76,6 +78,10 @@ class FaultProxy:
         self._site: web.TCPSite | None = None
         self._port = 0
         self._http: aiohttp.ClientSession | None = None
+        self.arrivals: list[tuple[float, str]] = []
+        self._hold_path: str | None = None
+        self._held = asyncio.Event()  # set: a request is being held
+        self._released = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -110,6 +116,21 @@ class FaultProxy:
     def slow(self, delay: float) -> None:
         self.mode, self.delay = "slow", delay
 
+    def hold_next(self, path: str) -> None:
+        """Keep the next request for `path` waiting (its sender stuck in the middle of
+        what it does) until `release()`; every other request is answered as before."""
+        self._hold_path = path
+        self._held.clear()
+        self._released.clear()
+
+    async def wait_held(self) -> None:
+        """Until the request `hold_next` waits for has arrived and is held."""
+        await self._held.wait()
+
+    def release(self) -> None:
+        self._hold_path = None
+        self._released.set()
+
     def garbage(self, answers: Sequence[Answer] = GARBAGE) -> None:
         self.mode, self._answers = "garbage", itertools.cycle(answers)
 
@@ -121,6 +142,11 @@ class FaultProxy:
             await self._http.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.arrivals.append((asyncio.get_running_loop().time(), request.path))
+        if self._hold_path is not None and request.path == self._hold_path:
+            self._hold_path = None
+            self._held.set()
+            await self._released.wait()
         if self.mode == "garbage":
             answer = next(self._answers)
             self.seen[f"garbage: {answer.name}"] += 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import RolloutBot
 from bot.domain.rollout import OpenIncident
@@ -36,17 +38,22 @@ oncall:
 """
 
 
+async def still_to_do(
+    sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> tuple[int, int]:
+    """(messages waiting in the outbox, timers due at `now`): (0, 0) when idle."""
+    async with sessions() as session:
+        depth = await Repository(session).outbox_depth()
+        due = await session.scalar(select(func.count()).where(TimerRow.due_at <= now))
+    return depth, int(due or 0)
+
+
 async def settle(bot: RolloutBot, timeout: float = 30.0) -> None:
     """Wait until nothing is due: no timer due now, no message waiting in the outbox."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        async with bot.service.sessions() as session:
-            repo = Repository(session)
-            depth = await repo.outbox_depth()
-            due = await session.scalar(
-                select(func.count()).where(TimerRow.due_at <= bot.clock.now())
-            )
+        depth, due = await still_to_do(bot.service.sessions, bot.clock.now())
         if depth == 0 and not due:
             return
         if loop.time() > deadline:

@@ -1,0 +1,232 @@
+"""Three `rollout-bot serve` processes on one PostgreSQL database behind one Slack app: a
+compressed rollout with checkpoints, a breach, a rollback and an escalation, commands spread
+over the replicas as a load balancer would, and the replica in the middle of a gate tick
+SIGKILLed twice (restarted after the first kill, not after the second). Slack sees every
+message and page once, in order per channel, and the gates are measured again at once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.standin.web_api import Call, SlackStandIn
+from storage.models import OutboxRow
+from tests.support.fake_service import FakeService
+from tests.support.fault_proxy import FaultProxy
+from tests.support.prometheus_server import PrometheusServer
+from tests.support.replicas import Replicas, Takeover
+
+FLAG = "checkout_v3"
+INTERVAL = timedelta(seconds=30)
+GATE_TIMER = "gates:checkout"
+QUERY = (
+    'sum(rate(http_requests_total{flag="{flag}",code="500"}[5s]))'
+    ' / sum(rate(http_requests_total{flag="{flag}"}[5s]))'
+)
+
+
+def config(prometheus_url: str) -> str:
+    return f"""
+channel: "#deployments"
+timezone: UTC
+prometheus: {{url: "{prometheus_url}", timeout: 30s}}
+roles: {{leads: [U0CORA], operators: [U0FORGE, U0HUDSON]}}
+oncall:
+  chain:
+    - {{user: U0FORGE, wait: 2m}}
+    - {{user: U0HUDSON, wait: 2m}}
+checkpoints:
+  - {{every: 1m}}
+gates:
+  error_rate:
+    query: '{QUERY}'
+    fail_above: 0.05
+    for: 1m
+    interval: 30s
+    no_data_grace: 10m
+plans:
+  quick:
+    stages:
+      - {{percent: 5, soak: 2m}}
+      - {{percent: 25, soak: 1h}}
+      - {{percent: 100, soak: 1h}}
+rollouts:
+  - {{name: checkout, flag: {FLAG}, plan: quick, gates: [error_rate], advance: manual}}
+"""
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[FakeService]:
+    fake = FakeService()
+    await fake.start()
+    fake.set(FLAG, rps=50, error_rate=0.0, latency_s=0.05)
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def prometheus(service: FakeService) -> AsyncIterator[PrometheusServer]:
+    server = PrometheusServer([service.target])
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
+    """The bot's Prometheus: the real one, through a proxy that sees every query."""
+    front = FaultProxy(prometheus.url)
+    await front.start()
+    try:
+        yield front
+    finally:
+        await front.stop()
+
+
+# What each kind of outbox row becomes in Slack, and whether its text is the row's own.
+METHODS = {
+    "thread_parent": "chat.postMessage",
+    "thread_reply": "chat.postMessage",
+    "message": "chat.postMessage",
+    "incident_post": "chat.postMessage",
+    "incident_reply": "chat.postMessage",
+    "parent_update": "chat.update",
+    "incident_update": "chat.update",
+    "ephemeral": "chat.postEphemeral",
+}
+
+
+def is_dm(call: Call) -> bool:
+    return str(call.params.get("channel", "")).startswith("D")
+
+
+def delivered_once_in_order(rows: list[OutboxRow], calls: list[Call]) -> list[str]:
+    """Problems found matching every delivered outbox row to the Slack call that delivered
+    it: a row Slack never saw or saw twice, a call no row explains, or a channel whose
+    messages arrived out of the order they were queued in."""
+    problems: list[str] = []
+    by_text: dict[tuple[str, str], list[int]] = defaultdict(list)  # (method, text) → calls
+    for index, call in enumerate(calls):
+        by_text[(call.method, str(call.params.get("text", "")))].append(index)
+    queued: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
+    for row in rows:
+        if row.kind in METHODS:
+            queued[(METHODS[row.kind], str(row.payload.get("text", "")))].append(row)
+    landed: dict[int, int] = {}  # row id → index of its call
+    for key, same in queued.items():
+        seen = by_text.get(key, [])
+        if len(seen) != len(same):
+            problems.append(f"{len(same)} queued, {len(seen)} in Slack: {key[0]} {key[1][:60]!r}")
+        for row, index in zip(same, seen, strict=False):  # the n-th queued went n-th
+            landed[row.id] = index
+    explained = {key for key in queued}
+    for key in by_text:
+        if key not in explained and key[0] in METHODS.values():
+            problems.append(f"in Slack, never queued: {key[0]} {key[1][:60]!r}")
+    channels: dict[str, list[OutboxRow]] = defaultdict(list)
+    for row in rows:
+        if row.id in landed:
+            channels[row.channel].append(row)
+    for channel, in_channel in channels.items():
+        order = [landed[row.id] for row in sorted(in_channel, key=lambda r: r.id)]
+        if order != sorted(order):
+            problems.append(f"{channel}: delivered out of order")
+    return problems
+
+
+async def test_three_replicas_run_a_rollout_through_two_kills(
+    tmp_path: Path,
+    standin: SlackStandIn,
+    service: FakeService,
+    prometheus: PrometheusServer,
+    proxy: FaultProxy,
+) -> None:
+    takeovers: list[Takeover] = []
+    async with Replicas.running(tmp_path, standin, config(proxy.url), proxy, count=3) as cluster:
+        assert sorted(await cluster.holdings()) == ["replica-0", "replica-1", "replica-2"]
+        assert "progressing at 5 %" in await cluster.say("U0CORA", "start checkout")
+        await cluster.settled()
+        assert "5 %" in await cluster.say("U0FORGE", "status checkout")
+
+        # The soak, a gate tick every 30 s and a checkpoint every minute; half way, the
+        # replica in the middle of the tick is killed, and restarted.
+        await cluster.tick()
+        victim, takeover = await cluster.kill_mid_tick(GATE_TIMER)
+        takeovers.append(takeover)
+        await cluster.settled()
+        await victim.start(within=60)
+        for _ in range(2):
+            await cluster.tick()
+        assert "25 %" in await cluster.say("U0CORA", "advance next checkout")
+        await cluster.settled()
+        assert "paused" in await cluster.say("U0FORGE", "pause checkout -- a look at the logs")
+        assert "progressing" in await cluster.say("U0CORA", "resume checkout")
+        await cluster.tick()
+
+        # A breach: red for the gate's whole minute rolls the rollout back and pages. In
+        # the middle of it the replica running the tick is killed again, for good.
+        service.set(FLAG, rps=50, error_rate=0.5, latency_s=0.05)
+        await prometheus.wait_for_value(  # Prometheus itself sees the errors
+            QUERY.replace("{flag}", FLAG), lambda v: v is not None and v > 0.05, timeout=60
+        )
+        await cluster.tick()
+        victim, takeover = await cluster.kill_mid_tick(GATE_TIMER)
+        takeovers.append(takeover)
+        await cluster.settled()
+        await cluster.tick()
+        await standin.wait_for("chat.postMessage", lambda c: c.params.get("channel") == "U0FORGE",
+                               timeout=60)
+        status = await cluster.say("U0CORA", "status checkout")
+        assert "rolled back" in status, status
+
+        # Nobody answers Forge's page: after two minutes Hudson is paged, and acknowledges.
+        for _ in range(4):
+            await cluster.tick()
+        await standin.wait_for("chat.postMessage", lambda c: c.params.get("channel") == "U0HUDSON",
+                               timeout=60)
+        assert (await cluster.say("U0HUDSON", "ack")).startswith("Acknowledged incident #1")
+        await cluster.settled()
+        for _ in range(2):
+            await cluster.tick()
+
+        assert len(cluster.live) == 2  # the second victim stayed down
+        async with cluster.sessions() as session:
+            rows = list(
+                (await session.scalars(select(OutboxRow).order_by(OutboxRow.id))).all()
+            )
+
+    # Every message and page reached Slack exactly once, in order per channel.
+    assert all(row.delivered_at is not None for row in rows), [r.kind for r in rows]
+    calls = [c for c in standin.calls if not c.failed and c.method in METHODS.values()]
+    # Edits of pages (`page_update`) are drawn when sent, so no row holds their text.
+    page_edits = [c for c in calls if c.method == "chat.update" and is_dm(c)]
+    calls = [c for c in calls if c not in page_edits]
+    assert delivered_once_in_order(rows, calls) == []
+    pages = [c for c in calls if str(c.params["channel"]).startswith("U0")]
+    assert [c.params["channel"] for c in pages] == ["U0FORGE", "U0HUDSON"]
+    # Once acknowledged, each page was edited once, in place.
+    assert sorted((c.params["channel"], c.params["ts"]) for c in page_edits) == sorted(
+        (p.response["channel"], p.response["ts"]) for p in pages
+    )
+    texts = [str(c.params.get("text", "")) for c in calls]
+    assert sum("checkpoint" in t.lower() for t in texts) >= 2, texts
+    assert sum(t.startswith("<@U0CORA> started checkout") for t in texts) == 1
+    assert sum("rolled back" in t.lower() and "error_rate" in t for t in texts) >= 1, texts
+
+    # Each kill was taken over within one tick: the next gate query came before the clock
+    # moved on at all, let alone by a gate interval.
+    for takeover in takeovers:
+        assert takeover.clock_at_next_query - takeover.killed_at < INTERVAL, takeover
+    print(
+        "takeover after SIGKILL: "
+        + ", ".join(f"{t.victim} {t.seconds:.2f}s" for t in takeovers)
+    )

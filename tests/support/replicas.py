@@ -1,0 +1,197 @@
+"""Several `rollout-bot serve` processes on one PostgreSQL database, one stepped clock and
+one Slack stand-in, with a real Prometheus (behind a `FaultProxy`) as the gates' source.
+
+    async with Replicas.running(tmp_path, standin, config, count=3) as cluster:
+        await cluster.say("U0CORA", "start checkout")   # signed, to the next replica in turn
+        await cluster.step(timedelta(seconds=30))       # every replica sees the new time
+        await cluster.settled()                         # no timer due, no message pending
+        victim, takeover = await cluster.kill_mid_tick()
+
+The test drives time: `write_clock_file`, read by every replica's `--clock-file`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import write_clock_file
+from bot.standin.web_api import SlackStandIn
+from storage.db import create_engine, sessionmaker
+from tests.conftest import SECRET, fresh_postgres
+from tests.support.bot_process import BotProcess
+from tests.support.fault_proxy import FaultProxy
+from tests.support.incidents import still_to_do
+from tests.support.slack_requests import post_signed, slash_body
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+WAIT = 60.0  # the longest any condition is waited for
+GATE_QUERY = "/api/v1/query"  # what a gate tick asks Prometheus (instant queries)
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A replica killed in the middle of a gate tick, and how the others took it over."""
+
+    victim: str
+    killed_at: datetime  # on the stepped clock
+    clock_at_next_query: datetime  # the stepped clock when the next gate query arrived
+    seconds: float  # real seconds from the kill to that query
+
+
+class Replicas:
+    def __init__(
+        self,
+        tmp_path: Path,
+        standin: SlackStandIn,
+        config_text: str,
+        database_url: str,
+        proxy: FaultProxy,
+        count: int,
+    ) -> None:
+        self.standin = standin
+        self.proxy = proxy
+        self.database_url = database_url
+        self.clock_file = tmp_path / "clock"
+        self.now = T0
+        write_clock_file(self.clock_file, self.now)
+        self.bots = [
+            BotProcess(
+                tmp_path,
+                standin,
+                config_text,
+                database_url=database_url,
+                clock_file=self.clock_file,
+                replica_id=f"replica-{n}",
+            )
+            for n in range(count)
+        ]
+        self._turn = itertools.count()
+        self.engine: AsyncEngine = create_engine(database_url)
+        self.sessions = sessionmaker(self.engine)
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT))
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(
+        cls,
+        tmp_path: Path,
+        standin: SlackStandIn,
+        config_text: str,
+        proxy: FaultProxy,
+        count: int = 3,
+    ) -> AsyncIterator[Replicas]:
+        """`count` replicas on a fresh PostgreSQL database, dropped afterwards."""
+        async with fresh_postgres() as url:
+            cluster = cls(tmp_path, standin, config_text, url, proxy, count)
+            try:
+                # The first migrates; the others start together once the schema is there.
+                await cluster.bots[0].start(within=WAIT)
+                await asyncio.gather(*(bot.start(within=WAIT) for bot in cluster.bots[1:]))
+                yield cluster
+            finally:
+                await cluster.close()
+
+    @property
+    def live(self) -> list[BotProcess]:
+        return [bot for bot in self.bots if bot.running]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(bot.stop() for bot in self.live), return_exceptions=True)
+        await self.http.close()
+        await self.engine.dispose()
+
+    def replica_of(self, bot: BotProcess) -> str:
+        return bot.env["REPLICA_ID"]
+
+    # --- Slack, as a load balancer spreads it ---------------------------------------
+
+    def next_replica(self) -> BotProcess:
+        live = self.live
+        return live[next(self._turn) % len(live)]
+
+    async def say(self, user: str, text: str, bot: BotProcess | None = None) -> str:
+        """A signed `/rollout TEXT` from `user`, to the next live replica in turn; the
+        ephemeral reply's text."""
+        target = bot or self.next_replica()
+        status, reply = await post_signed(
+            self.http, f"{target.url}/slack/events", slash_body(text, user_id=user), SECRET
+        )
+        assert status == 200, (status, reply)
+        return str(reply["text"])
+
+    # --- time -------------------------------------------------------------------------
+
+    async def step(self, delta: timedelta) -> None:
+        self.now += delta
+        write_clock_file(self.clock_file, self.now)
+
+    async def settled(self, within: float = WAIT) -> None:
+        """Until nothing is due: no timer at or before now, no message waiting to go."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            pending, due = await still_to_do(self.sessions, self.now)
+            if not due and not pending:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"not settled within {within:g}s: {due} timers due, "
+                                     f"{pending} messages pending at {self.now:%H:%M:%S}")
+            await asyncio.sleep(0.05)
+
+    async def tick(self, delta: timedelta = timedelta(seconds=30)) -> None:
+        await self.step(delta)
+        await self.settled()
+
+    # --- what the replicas hold, and killing one in the middle of a tick -------------
+
+    async def holdings(self) -> dict[str, dict[str, Any]]:
+        """Each live replica's `/healthz` replica section, by its REPLICA_ID."""
+        answers = await asyncio.gather(*(bot.health() for bot in self.live))
+        return {answer["replica"]["id"]: answer["replica"] for answer in answers}
+
+    async def kill_mid_tick(
+        self, gate_timer: str, delta: timedelta = timedelta(seconds=30)
+    ) -> tuple[BotProcess, Takeover]:
+        """Step the clock to the next gate tick, hold its Prometheus query so the replica
+        that claimed it is stuck in the middle of it, SIGKILL that replica (holding the
+        tick, it is the busiest at that instant), and wait for the next gate query, from
+        whichever replica takes the tick over. The clock is not moved meanwhile."""
+        self.proxy.hold_next(GATE_QUERY)
+        await self.step(delta)
+        await asyncio.wait_for(self.proxy.wait_held(), WAIT)
+        victim = await self._holder(gate_timer)
+        queries_before = self._gate_queries()
+        loop = asyncio.get_running_loop()
+        killed_at, started = self.now, loop.time()
+        await victim.kill()
+        self.proxy.release()  # the held query's sender is gone; its answer goes nowhere
+        deadline = started + WAIT
+        while len(self._gate_queries()) <= len(queries_before):
+            if loop.time() > deadline:
+                raise AssertionError(f"nobody measured the gates within {WAIT:g}s of the kill")
+            await asyncio.sleep(0.01)
+        arrived = self._gate_queries()[len(queries_before)]
+        return victim, Takeover(
+            self.replica_of(victim), killed_at, self.now, max(0.0, arrived - started)
+        )
+
+    async def _holder(self, timer: str) -> BotProcess:
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while asyncio.get_running_loop().time() < deadline:
+            for bot in self.live:
+                if timer in (await bot.health())["replica"]["timers"]:
+                    return bot
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no replica holds {timer}")
+
+    def _gate_queries(self) -> list[float]:
+        return [at for at, path in self.proxy.arrivals if path == GATE_QUERY]
