@@ -16,80 +16,24 @@ from sqlalchemy import select
 
 from bot.standin.web_api import Call, SlackStandIn
 from storage.models import OutboxRow
-from tests.support.fake_service import FakeService
-from tests.support.fault_proxy import FaultProxy
-from tests.support.prometheus_server import PrometheusServer
-from tests.support.replicas import Replicas, Takeover
-
-FLAG = "checkout_v3"
-INTERVAL = timedelta(seconds=30)
-GATE_TIMER = "gates:checkout"
-QUERY = (
-    'sum(rate(http_requests_total{flag="{flag}",code="500"}[5s]))'
-    ' / sum(rate(http_requests_total{flag="{flag}"}[5s]))'
+from tests.support.replicas import (
+    ERROR_RATIO,
+    FLAG,
+    GATE_TIMER,
+    Metrics,
+    Replicas,
+    Takeover,
+    replica_config,
+    service_metrics,
 )
 
-
-def config(prometheus_url: str) -> str:
-    return f"""
-channel: "#deployments"
-timezone: UTC
-prometheus: {{url: "{prometheus_url}", timeout: 30s}}
-roles: {{leads: [U0CORA], operators: [U0FORGE, U0HUDSON]}}
-oncall:
-  chain:
-    - {{user: U0FORGE, wait: 2m}}
-    - {{user: U0HUDSON, wait: 2m}}
-checkpoints:
-  - {{every: 1m}}
-gates:
-  error_rate:
-    query: '{QUERY}'
-    fail_above: 0.05
-    for: 1m
-    interval: 30s
-    no_data_grace: 10m
-plans:
-  quick:
-    stages:
-      - {{percent: 5, soak: 2m}}
-      - {{percent: 25, soak: 1h}}
-      - {{percent: 100, soak: 1h}}
-rollouts:
-  - {{name: checkout, flag: {FLAG}, plan: quick, gates: [error_rate], advance: manual}}
-"""
+INTERVAL = timedelta(seconds=30)  # the gate's
 
 
 @pytest.fixture
-async def service() -> AsyncIterator[FakeService]:
-    fake = FakeService()
-    await fake.start()
-    fake.set(FLAG, rps=50, error_rate=0.0, latency_s=0.05)
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest.fixture
-async def prometheus(service: FakeService) -> AsyncIterator[PrometheusServer]:
-    server = PrometheusServer([service.target])
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
-    """The bot's Prometheus: the real one, through a proxy that sees every query."""
-    front = FaultProxy(prometheus.url)
-    await front.start()
-    try:
-        yield front
-    finally:
-        await front.stop()
+async def metrics() -> AsyncIterator[Metrics]:
+    async with service_metrics(FLAG) as running:
+        yield running
 
 
 # What each kind of outbox row becomes in Slack, and whether its text is the row's own.
@@ -144,14 +88,12 @@ def delivered_once_in_order(rows: list[OutboxRow], calls: list[Call]) -> list[st
 
 
 async def test_three_replicas_run_a_rollout_through_two_kills(
-    tmp_path: Path,
-    standin: SlackStandIn,
-    service: FakeService,
-    prometheus: PrometheusServer,
-    proxy: FaultProxy,
+    tmp_path: Path, standin: SlackStandIn, metrics: Metrics
 ) -> None:
+    service, prometheus, proxy = metrics.service, metrics.prometheus, metrics.proxy
     takeovers: list[Takeover] = []
-    async with Replicas.running(tmp_path, standin, config(proxy.url), proxy, count=3) as cluster:
+    config = replica_config(proxy.url)
+    async with Replicas.running(tmp_path, standin, config, proxy, count=3) as cluster:
         assert sorted(await cluster.holdings()) == ["replica-0", "replica-1", "replica-2"]
         assert "progressing at 5 %" in await cluster.say("U0CORA", "start checkout")
         await cluster.settled()
@@ -176,7 +118,7 @@ async def test_three_replicas_run_a_rollout_through_two_kills(
         # the middle of it the replica running the tick is killed again, for good.
         service.set(FLAG, rps=50, error_rate=0.5, latency_s=0.05)
         await prometheus.wait_for_value(  # Prometheus itself sees the errors
-            QUERY.replace("{flag}", FLAG), lambda v: v is not None and v > 0.05, timeout=60
+            ERROR_RATIO.replace("{flag}", FLAG), lambda v: v is not None and v > 0.05, timeout=60
         )
         await cluster.tick()
         victim, takeover = await cluster.kill_mid_tick(GATE_TIMER)

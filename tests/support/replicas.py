@@ -29,13 +29,91 @@ from bot.standin.web_api import SlackStandIn
 from storage.db import create_engine, sessionmaker
 from tests.conftest import SECRET, fresh_postgres
 from tests.support.bot_process import BotProcess
+from tests.support.fake_service import FakeService
 from tests.support.fault_proxy import FaultProxy
 from tests.support.incidents import still_to_do
+from tests.support.prometheus_server import PrometheusServer
 from tests.support.slack_requests import post_signed, slash_body
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 WAIT = 60.0  # the longest any condition is waited for
 GATE_QUERY = "/api/v1/query"  # what a gate tick asks Prometheus (instant queries)
+
+FLAG = "checkout_v3"
+GATE_TIMER = "gates:checkout"
+ERROR_RATIO = (
+    'sum(rate(http_requests_total{flag="{flag}",code="500"}[5s]))'
+    ' / sum(rate(http_requests_total{flag="{flag}"}[5s]))'
+)
+
+
+def replica_config(prometheus_url: str) -> str:
+    """One rollout, one gate every 30 s, checkpoints every minute, a two-step chain."""
+    return f"""
+channel: "#deployments"
+timezone: UTC
+prometheus: {{url: "{prometheus_url}", timeout: 30s}}
+roles: {{leads: [U0CORA], operators: [U0FORGE, U0HUDSON]}}
+oncall:
+  chain:
+    - {{user: U0FORGE, wait: 2m}}
+    - {{user: U0HUDSON, wait: 2m}}
+checkpoints:
+  - {{every: 1m}}
+gates:
+  error_rate:
+    query: '{ERROR_RATIO}'
+    fail_above: 0.05
+    for: 1m
+    interval: 30s
+    no_data_grace: 10m
+plans:
+  quick:
+    stages:
+      - {{percent: 5, soak: 2m}}
+      - {{percent: 25, soak: 1h}}
+      - {{percent: 100, soak: 1h}}
+rollouts:
+  - {{name: checkout, flag: {FLAG}, plan: quick, gates: [error_rate], advance: manual}}
+"""
+
+
+@dataclass
+class Metrics:
+    """The service being rolled out, the real Prometheus scraping it, and the proxy in
+    front of Prometheus that the bots are pointed at (it sees every query)."""
+
+    service: FakeService
+    prometheus: PrometheusServer
+    proxy: FaultProxy
+
+
+@contextlib.asynccontextmanager
+async def service_metrics(flag: str) -> AsyncIterator[Metrics]:
+    """A FakeService serving `flag` without errors, scraped by a real Prometheus."""
+    service = FakeService()
+    await service.start()
+    service.set(flag, rps=50, error_rate=0.0, latency_s=0.05)
+    prometheus = PrometheusServer([service.target])
+    try:
+        await prometheus.start()
+        proxy = FaultProxy(prometheus.url)
+        await proxy.start()
+        try:
+            yield Metrics(service, prometheus, proxy)
+        finally:
+            await proxy.stop()
+    finally:
+        prometheus.close()
+        await service.stop()
+
+
+@dataclass(frozen=True)
+class Kill:
+    victim: BotProcess
+    killed_at: datetime  # on the stepped clock
+    started: float  # the event loop's (monotonic) time of the kill
+    queries_before: list[float]  # arrival times of the gate queries before it
 
 
 @dataclass(frozen=True)
@@ -165,23 +243,30 @@ class Replicas:
         that claimed it is stuck in the middle of it, SIGKILL that replica (holding the
         tick, it is the busiest at that instant), and wait for the next gate query, from
         whichever replica takes the tick over. The clock is not moved meanwhile."""
+        kill = await self.kill_holder(gate_timer, delta)
+        return kill.victim, await self.next_gate_query(kill)
+
+    async def kill_holder(self, gate_timer: str, delta: timedelta) -> Kill:
+        """`kill_mid_tick` without waiting for what follows."""
         self.proxy.hold_next(GATE_QUERY)
         await self.step(delta)
         await asyncio.wait_for(self.proxy.wait_held(), WAIT)
         victim = await self._holder(gate_timer)
-        queries_before = self._gate_queries()
-        loop = asyncio.get_running_loop()
-        killed_at, started = self.now, loop.time()
+        kill = Kill(victim, self.now, asyncio.get_running_loop().time(), self._gate_queries())
         await victim.kill()
         self.proxy.release()  # the held query's sender is gone; its answer goes nowhere
-        deadline = started + WAIT
-        while len(self._gate_queries()) <= len(queries_before):
-            if loop.time() > deadline:
+        return kill
+
+    async def next_gate_query(self, kill: Kill) -> Takeover:
+        """Until the first gate query after `kill`; how long after it that came."""
+        loop = asyncio.get_running_loop()
+        while len(self._gate_queries()) <= len(kill.queries_before):
+            if loop.time() > kill.started + WAIT:
                 raise AssertionError(f"nobody measured the gates within {WAIT:g}s of the kill")
             await asyncio.sleep(0.01)
-        arrived = self._gate_queries()[len(queries_before)]
-        return victim, Takeover(
-            self.replica_of(victim), killed_at, self.now, max(0.0, arrived - started)
+        arrived = self._gate_queries()[len(kill.queries_before)]
+        return Takeover(
+            self.replica_of(kill.victim), kill.killed_at, self.now, max(0.0, arrived - kill.started)
         )
 
     async def _holder(self, timer: str) -> BotProcess:
