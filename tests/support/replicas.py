@@ -257,6 +257,11 @@ class Replicas:
         # accepting a message and the outbox recording it (the one way a message can go
         # twice, whichever replica sends it).
         await self.settled(but=1)
+        held = {
+            name: len(replica["timers"]) + len(replica["outbox"])
+            for name, replica in (await self.holdings()).items()
+        }
+        assert held[self.replica_of(victim)] == max(held.values()), held  # the busiest
         kill = Kill(victim, self.now, asyncio.get_running_loop().time(), self._gate_queries())
         await victim.kill()
         self.proxy.release()  # the held query's sender is gone; its answer goes nowhere
