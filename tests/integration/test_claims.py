@@ -4,6 +4,7 @@ never the same row twice, and a claimer whose connection dies lets go at once.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,9 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.clock import ManualClock
+from bot.services.scheduler import Scheduler
 from storage.claims import OUTBOX, TIMER, Claims
 from storage.db import create_engine, migrate, sessionmaker
-from storage.repository import Repository
+from storage.repository import DueTimer, Repository
 from tests.conftest import fresh_postgres
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -198,3 +201,42 @@ async def test_on_sqlite_the_lease_alone_decides(tmp_path: Path) -> None:
         assert await claimer.timers(now=NOW + LEASE + timedelta(seconds=1)) == ["gates:phase-4"]
     finally:
         await claimer.close()
+
+
+async def test_a_scheduler_takes_over_the_tick_a_dead_replica_was_running(database: str) -> None:
+    """Two schedulers; the one running a gate tick loses its database connection (as a
+    killed process does) in the middle of it: the other runs the tick on its next pass,
+    with the clock where it was and the lease long from over."""
+    await add_timers(database, ["gates:phase-4"])
+    clock = ManualClock(NOW)
+    doomed, survivor = Claimer(database, "doomed"), Claimer(database, "survivor")
+    ran: list[str] = []
+    stuck = asyncio.Event()
+
+    def scheduler(claimer: Claimer) -> Scheduler:
+        async def tick(timer: DueTimer) -> None:
+            ran.append(claimer.claims.replica)
+            if claimer is doomed:
+                stuck.set()
+                await asyncio.Event().wait()  # never returns: the process dies first
+
+        made = Scheduler(claimer.sessions, clock, lease=LEASE, claims=claimer.claims)
+        made.on("gates", tick)
+        return made
+
+    first, second = scheduler(doomed), scheduler(survivor)
+    running = asyncio.create_task(first.run_due())
+    try:
+        await asyncio.wait_for(stuck.wait(), 60)
+        assert await second.run_due() == 0  # it runs elsewhere, alive
+        await terminate(database, await lock_holders(database))
+        assert await second.run_due() == 1
+        assert ran == ["doomed", "survivor"]
+        async with survivor.sessions() as session:
+            assert await Repository(session).timer("gates:phase-4") is None  # finished
+    finally:
+        running.cancel()
+        with contextlib.suppress(BaseException):
+            await running
+        await doomed.close()
+        await survivor.close()
