@@ -63,7 +63,7 @@ class BotProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    async def start(self, within: float = 10.0) -> None:
+    async def start(self, within: float = 60.0) -> None:
         clock = ["--clock-file", str(self.clock_file)] if self.clock_file else []
         with self.log_path.open("ab") as log:  # the bot's log, kept to read after a failure
             self.process = await asyncio.create_subprocess_exec(
