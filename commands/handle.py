@@ -19,7 +19,7 @@ from bot.services.people import People
 from bot.services.rehearsals import Ask, Reach, Rehearsals
 from bot.services.rollouts import Actor, RolloutService
 from bot.services.silences import Silences
-from bot.services.status_snapshot import StatusSnapshot
+from bot.services.status_snapshot import StatusSnapshot, StatusView
 from commands.parse import Request, help_text, parse, unescape
 from storage.db import unavailable
 
@@ -76,6 +76,20 @@ class Handler:
         except ParseError:
             return True
 
+    def answer_from_memory(self, text: str) -> Reply | None:
+        """`handle`'s answer to `text` when it needs nothing but memory: `help`, a command
+        that does not parse, and `status` while its snapshot is current. None otherwise."""
+        try:
+            request = parse(text, self.service.specs)
+        except ParseError as exc:
+            return _unparsed(exc)
+        if request.verb == "help":
+            return _HELP
+        if request.verb != "status" or self.snapshot is None:
+            return None
+        view = self.snapshot.current()
+        return None if view is None else self._status_of(view, request.name)
+
     async def handle(
         self,
         text: str,
@@ -88,8 +102,8 @@ class Handler:
         """`reach`: where an answer that comes later (a rehearsal's) goes."""
         try:
             request = parse(text, self.service.specs)
-        except ParseError as exc:  # it may quote what was typed: shown, never a mention
-            return Reply(blocks.escape(f"{exc.problem}\n{exc.hint}"), ok=False)
+        except ParseError as exc:
+            return _unparsed(exc)
         handler = _HANDLERS.get(request.verb, Handler._act)
         try:
             if request.verb == "rehearse":
@@ -133,7 +147,7 @@ class Handler:
         return replace(actor, roles=person.roles)
 
     async def _help(self, request: Request, actor: Actor, *_: Any) -> Reply:
-        return Reply("*/rollout* moves a feature through its stages.\n" + help_text())
+        return _HELP
 
     async def _status(self, request: Request, actor: Actor, *_: Any) -> Reply:
         now = self.service.clock.now()
@@ -141,14 +155,19 @@ class Handler:
             statuses = await self.service.statuses()
             freeze = await self.service.emergency()
             return self._status_reply(request.name, statuses, freeze, now)
-        view = await self.snapshot.view()
+        return self._status_of(await self.snapshot.view(), request.name)
+
+    def _status_of(self, view: StatusView, name: str | None) -> Reply:
+        now = self.service.clock.now()
         # The same stamp, the same rollout asked for, the same minute: the same answer.
-        key = (view.stamp, request.name, window_minute(now))
-        if key not in self._shown:
+        key = (view.stamp, name, window_minute(now))
+        shown = self._shown.get(key)
+        if shown is None:
             if len(self._shown) >= _SHOWN_KEPT:
                 self._shown.clear()
-            self._shown[key] = self._status_reply(request.name, view.statuses, view.freeze, now)
-        return self._shown[key]
+            reply = self._status_reply(name, view.statuses, view.freeze, now)
+            shown = self._shown[key] = replace(reply, verb="status")
+        return shown
 
     def _status_reply(
         self,
@@ -280,6 +299,13 @@ class Handler:
             return asked[0] if len(asked) == 1 else None
         return _only_active(statuses)
 
+
+def _unparsed(exc: ParseError) -> Reply:
+    # it may quote what was typed: shown, never a mention
+    return Reply(blocks.escape(f"{exc.problem}\n{exc.hint}"), ok=False)
+
+
+_HELP = Reply("*/rollout* moves a feature through its stages.\n" + help_text(), verb="help")
 
 # Verbs that change nothing and read only what the bot keeps in memory.
 READS_ONLY = frozenset({"status", "help"})

@@ -24,6 +24,10 @@ _SQLITE_WAIT_SECONDS = 0.05  # the stamp read waits this long at most (a WAL rea
 class StampReader(Protocol):
     async def read(self) -> int: ...
 
+    def read_now(self) -> int | None:
+        """The stamp, when it can be read without waiting; else None (then `read`)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -36,6 +40,9 @@ class EngineStamp:
     async def read(self) -> int:
         async with self.engine.connect() as connection:
             return int(await connection.scalar(text(_QUERY)) or 0)
+
+    def read_now(self) -> int | None:
+        return None  # a query over the network: only ever awaited
 
     def close(self) -> None:
         pass
@@ -63,11 +70,15 @@ class SqliteFileStamp:
         return self._connection
 
     async def read(self) -> int:
+        stamp = self.read_now()
+        return await self.fallback.read() if stamp is None else stamp
+
+    def read_now(self) -> int | None:
         try:
             row = self._connect().execute(_QUERY).fetchone()
         except sqlite3.Error:
             self.close()
-            return await self.fallback.read()
+            return None
         return int(row[0]) if row else 0
 
     def close(self) -> None:

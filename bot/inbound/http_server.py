@@ -48,7 +48,7 @@ def build_web_app(
     engine: Any,
     refusals: RefusalLog | None = None,
     alertmanager: Handler | None = None,
-    commands: Callable[[Mapping[str, str]], Awaitable[dict[str, Any] | None]] | None = None,
+    commands: Callable[[Mapping[str, str]], Awaitable[bytes | None]] | None = None,
 ) -> web.Application:
     """`commands`: answers slash commands that only read, ahead of Bolt (None for those it
     leaves to Bolt; `bot.inbound.rollout_listeners.at_once_answers`)."""
@@ -74,8 +74,8 @@ def build_web_app(
             return _error(400, problem)
         if commands is not None and data.get("command") is not None and "payload" not in data:
             answer = await commands(data)  # a command that only reads: answered here
-            if answer is not None:
-                return web.json_response(answer)
+            if answer is not None:  # as Bolt's adapter sends an ack's JSON
+                return web.Response(body=answer, content_type="application/json")
         bolt_request = AsyncBoltRequest(
             body=body,
             query=request.query_string,

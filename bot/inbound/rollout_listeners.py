@@ -10,6 +10,7 @@ who clicked is told why.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ACK_BUDGET_SECONDS = 2.5  # Slack waits 3 s for the ack
 COMMAND = re.compile(r"^/rollout")  # the slash commands the bot answers
+_ENCODED_KEPT = 512
 _BUTTON_TEXT = {  # Pause and Roll back ask for the reason first (`bot.inbound.reason_modal`)
     actions.ADVANCE: "advance next {name}",
     actions.RESUME: "resume {name}",
@@ -170,18 +172,36 @@ async def command_answer(
 
 def at_once_answers(
     handler: Handler, service: RolloutService, metrics: Metrics
-) -> Callable[[Mapping[str, str]], Awaitable[dict[str, Any] | None]]:
+) -> Callable[[Mapping[str, str]], Awaitable[bytes | None]]:
     """Answers, over HTTP and without Bolt, to the signed and well-formed slash commands
-    that only read (`Handler.reads_only`): the body Bolt's `ack` would send for them, from
-    the same `command_answer`. None for anything else, which goes to Bolt."""
+    that only read (`Handler.reads_only`): the JSON body Bolt's `ack` would send for them,
+    from memory when the handler can (`Handler.answer_from_memory`), else from the same
+    `command_answer` as the listener. None for anything else, which goes to Bolt."""
+    encoded: dict[int, tuple[Reply, bytes]] = {}  # the handler's kept replies, as sent
 
-    async def answer(form: Mapping[str, str]) -> dict[str, Any] | None:
-        command = form.get("command", "")
-        if not COMMAND.search(command) or not handler.reads_only(str(form.get("text", ""))):
+    def body_of(reply: Reply) -> bytes:
+        kept = encoded.get(id(reply))
+        if kept is not None and kept[0] is reply:
+            return kept[1]
+        body = json.dumps(ack_body("ephemeral", reply.text, reply.blocks or None)).encode()
+        if len(encoded) >= _ENCODED_KEPT:
+            encoded.clear()
+        encoded[id(reply)] = (reply, body)  # kept with its reply: the id stays its own
+        return body
+
+    async def answer(form: Mapping[str, str]) -> bytes | None:
+        if not COMMAND.search(str(form.get("command", ""))):
+            return None
+        text = str(form.get("text", ""))
+        reply = handler.answer_from_memory(text)
+        if reply is not None:
+            _count(metrics, reply)
+            return body_of(reply)
+        if not handler.reads_only(text):
             return None
         respond = AsyncRespond(response_url=form.get("response_url"))
         said = await command_answer(handler, service, metrics, form, "slash", respond)
-        return ack_body(**said)
+        return json.dumps(ack_body(**said)).encode()
 
     return answer
 

@@ -46,6 +46,14 @@ class StatusSnapshot:
         self._view: StatusView | None = None
         self._reading: tuple[int, asyncio.Task[StatusView]] | None = None
 
+    def current(self) -> StatusView | None:
+        """The snapshot, when the stamp can be read at once and says it is current; else
+        None (then `view`)."""
+        view = self._view
+        if view is None:
+            return None
+        return view if self.stamps.read_now() == view.stamp else None
+
     async def view(self) -> StatusView:
         stamp = await self.stamps.read()
         view = self._view
@@ -65,6 +73,6 @@ class StatusSnapshot:
             freeze = freeze_of(await repo.freeze())
         view = StatusView(stamp, {row.name: status_of(row) for row in rows}, freeze)
         current = self._view
-        if current is None or current.stamp != stamp:
+        if current is None or current.stamp < stamp:  # stamps only go up
             self._view = view
         return view

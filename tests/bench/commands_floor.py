@@ -15,8 +15,8 @@ from tests.bench.wrk_load import Load
 from tests.support.bot_process import free_port
 from tests.support.slack_requests import post_signed, slash_body
 
-ROLLOUTS = [f"r{n:02d}" for n in range(30)]
-NAMED = "r07"
+ONE = ["phase-4"]  # the answers to time: one rollout, as in Slack most days
+ROLLOUTS = [f"r{n:02d}" for n in range(30)]  # 30 rollouts: pause/resume, and a long status
 
 
 def rollouts_config(names: list[str] = ROLLOUTS, extra: str = "") -> str:
@@ -73,11 +73,11 @@ async def start_all(url: str, secret: str, names: list[str] = ROLLOUTS) -> None:
             assert status == 200 and reply["text"].startswith("Done:"), reply
 
 
-async def answers(url: str, secret: str) -> dict[str, str]:
-    """One signed request of each kind, and what the person who typed it is shown."""
+async def answers(url: str, secret: str, texts: list[str]) -> dict[str, str]:
+    """One signed request of each text, and what the person who typed it is shown."""
     seen = {}
     async with aiohttp.ClientSession() as http:
-        for text in ["status", f"status {NAMED}", "help"]:
+        for text in texts:
             status, reply = await post_signed(http, f"{url}/slack/events", slash_body(text),
                                               secret)
             assert status == 200, reply
