@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -21,10 +22,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+START_TIMEOUT = 60.0  # a loaded machine, a config of 1,000 rollouts
+
+
 class BotProcess:
     """`python -m bot serve` in a child process, on a fixed port and SQLite file."""
 
-    def __init__(self, tmp_path: Path, standin: SlackStandIn, config_text: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        standin: SlackStandIn,
+        config_text: str,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.args = list(args)  # more for `serve`, e.g. --clock-file PATH
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "bot.log"
@@ -48,12 +59,16 @@ class BotProcess:
                 "-m",
                 "bot",
                 "serve",
+                *self.args,
                 env=self.env,
                 stdout=log,
                 stderr=log,
             )
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            while asyncio.get_running_loop().time() < deadline:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"the bot exited while starting; see {self.log_path}")
                 try:
                     async with http.get(f"{self.url}/healthz") as response:
                         if response.status == 200:
@@ -61,7 +76,7 @@ class BotProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.05)
-        raise AssertionError("the bot did not come up within 10 s")
+        raise AssertionError(f"the bot did not come up within {START_TIMEOUT:g} s")
 
     async def kill(self) -> None:
         assert self.process is not None
