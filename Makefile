@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager chromium
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager chromium wrk
 CONFIG ?= examples/genesis-phase4.yml
 
 .PHONY: run serve test lint unit bench chaos system-packages clean

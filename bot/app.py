@@ -23,7 +23,7 @@ from bot.inbound.http_server import build_web_app
 from bot.inbound.incident_listeners import register_incident_actions
 from bot.inbound.refusal_log import RefusalLog, ServerLogger
 from bot.inbound.rehearsal_listener import register_rehearsal_actions
-from bot.inbound.rollout_listeners import build_app
+from bot.inbound.rollout_listeners import at_once_answers, build_app
 from bot.inbound.socket_mode import CheckedSocketModeHandler
 from bot.metrics import Metrics
 from bot.prometheus import MetricsSource, PrometheusSource, SeriesSource
@@ -49,11 +49,13 @@ from bot.services.rollout_metrics import RolloutCollector
 from bot.services.rollouts import EXPIRY, SOAK, RolloutService
 from bot.services.scheduler import Scheduler
 from bot.services.silences import Silences
+from bot.services.status_snapshot import StatusSnapshot
 from bot.services.user_names import UserNames
 from bot.services.webhooks import WEBHOOK, Webhooks
 from bot.settings import Settings
 from bot.standin.web_api import SlackStandIn
 from commands.handle import Handler
+from storage.change_stamp import stamp_reader
 from storage.claims import OUTBOX, TIMER, Claims, default_replica_id
 from storage.db import create_engine, default_url, migrate, reader, sessionmaker
 
@@ -137,6 +139,7 @@ class RolloutBot:
 
         self.engine = create_engine(settings.database_url or default_url())
         await migrate(self.engine)
+        self.stamps = stamp_reader(self.engine)  # what `/rollout status` reads first
         sessions = sessionmaker(self.engine)
         # What this replica runs; on PostgreSQL shown to the others by advisory locks.
         self.claims = Claims(self.engine, settings.replica_id or default_replica_id())
@@ -215,6 +218,7 @@ class RolloutBot:
             self.people,
             rehearsals=self.rehearsals,
             silences=self.silences,
+            snapshot=StatusSnapshot(reader(self.engine), specs, self.stamps),
         )
         self.scheduler.on(EXPIRY, self.service.expire)
         rollout_series = RolloutCollector(self.service)
@@ -277,6 +281,7 @@ class RolloutBot:
             alertmanager=alertmanager_handler(
                 self.alert_intake, EndpointAuth.from_config(am, settings.alertmanager_token)
             ),
+            commands=at_once_answers(self.handler, self.service, self.metrics),
         )
         self.dashboard = add_dashboard(
             web_app,
@@ -335,6 +340,7 @@ class RolloutBot:
             await self.standin.stop()
             self.standin = None
         await self.claims.close()
+        self.stamps.close()
         await self.engine.dispose()
 
     def replica(self) -> dict[str, object]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from bot.domain.escalation import IncidentState
-from bot.domain.policy import Policy
+from bot.domain.policy import EmergencyFreeze, Policy, window_minute
 from bot.domain.rollout import ACTIVE_STATES, Cancel, Confirm, RolloutStatus, state_words
 from bot.errors import ParseError
 from bot.render import blocks, incident_blocks
@@ -18,6 +19,7 @@ from bot.services.people import People
 from bot.services.rehearsals import Ask, Reach, Rehearsals
 from bot.services.rollouts import Actor, RolloutService
 from bot.services.silences import Silences
+from bot.services.status_snapshot import StatusSnapshot, StatusView
 from commands.parse import Request, help_text, parse, unescape
 from storage.db import unavailable
 
@@ -52,13 +54,41 @@ class Handler:
         people: People | None = None,
         rehearsals: Rehearsals | None = None,
         silences: Silences | None = None,
+        snapshot: StatusSnapshot | None = None,
     ) -> None:
+        """`snapshot`: what `status` shows, kept in memory while the change stamp stays
+        the same (None: read from the database for each answer)."""
+        self.snapshot = snapshot
+        self._shown: dict[tuple[int, str | None, datetime], Reply] = {}
         self.service = service
         self.policy = policy  # the config's, for what concerns every rollout (the freeze)
         self.incidents = incidents
         self.silences = silences
         self.people = people or People(None, service.clock)
         self.rehearsals = rehearsals
+
+    def reads_only(self, text: str) -> bool:
+        """Whether `text` is a command that changes nothing and reads only what this bot
+        keeps in memory (`status`, `help`, and anything that does not parse), so that its
+        answer can be given without a listener's machinery."""
+        try:
+            return parse(text, self.service.specs).verb in READS_ONLY
+        except ParseError:
+            return True
+
+    def answer_from_memory(self, text: str) -> Reply | None:
+        """`handle`'s answer to `text` when it needs nothing but memory: `help`, a command
+        that does not parse, and `status` while its snapshot is current. None otherwise."""
+        try:
+            request = parse(text, self.service.specs)
+        except ParseError as exc:
+            return _unparsed(exc)
+        if request.verb == "help":
+            return _HELP
+        if request.verb != "status" or self.snapshot is None:
+            return None
+        view = self.snapshot.current()
+        return None if view is None else self._status_of(view, request.name)
 
     async def handle(
         self,
@@ -72,8 +102,8 @@ class Handler:
         """`reach`: where an answer that comes later (a rehearsal's) goes."""
         try:
             request = parse(text, self.service.specs)
-        except ParseError as exc:  # it may quote what was typed: shown, never a mention
-            return Reply(blocks.escape(f"{exc.problem}\n{exc.hint}"), ok=False)
+        except ParseError as exc:
+            return _unparsed(exc)
         handler = _HANDLERS.get(request.verb, Handler._act)
         try:
             if request.verb == "rehearse":
@@ -117,14 +147,37 @@ class Handler:
         return replace(actor, roles=person.roles)
 
     async def _help(self, request: Request, actor: Actor, *_: Any) -> Reply:
-        return Reply("*/rollout* moves a feature through its stages.\n" + help_text())
+        return _HELP
 
     async def _status(self, request: Request, actor: Actor, *_: Any) -> Reply:
-        statuses = await self.service.statuses()
-        names = [request.name] if request.name else list(self.service.specs)
-        specs = [self.service.specs[n] for n in names]
-        freeze = await self.service.emergency()
         now = self.service.clock.now()
+        if self.snapshot is None:
+            statuses = await self.service.statuses()
+            freeze = await self.service.emergency()
+            return self._status_reply(request.name, statuses, freeze, now)
+        return self._status_of(await self.snapshot.view(), request.name)
+
+    def _status_of(self, view: StatusView, name: str | None) -> Reply:
+        now = self.service.clock.now()
+        # The same stamp, the same rollout asked for, the same minute: the same answer.
+        key = (view.stamp, name, window_minute(now))
+        shown = self._shown.get(key)
+        if shown is None:
+            if len(self._shown) >= _SHOWN_KEPT:
+                self._shown.clear()
+            reply = self._status_reply(name, view.statuses, view.freeze, now)
+            shown = self._shown[key] = replace(reply, verb="status")
+        return shown
+
+    def _status_reply(
+        self,
+        name: str | None,
+        statuses: dict[str, RolloutStatus],
+        freeze: EmergencyFreeze | None,
+        now: datetime,
+    ) -> Reply:
+        names = [name] if name else list(self.service.specs)
+        specs = [self.service.specs[n] for n in names]
         message = blocks.status_message(specs, statuses, freeze=freeze, now=now)
         return Reply(message["text"], blocks=message["blocks"])
 
@@ -246,6 +299,17 @@ class Handler:
             return asked[0] if len(asked) == 1 else None
         return _only_active(statuses)
 
+
+def _unparsed(exc: ParseError) -> Reply:
+    # it may quote what was typed: shown, never a mention
+    return Reply(blocks.escape(f"{exc.problem}\n{exc.hint}"), ok=False)
+
+
+_HELP = Reply("*/rollout* moves a feature through its stages.\n" + help_text(), verb="help")
+
+# Verbs that change nothing and read only what the bot keeps in memory.
+READS_ONLY = frozenset({"status", "help"})
+_SHOWN_KEPT = 256  # status answers kept for the current stamp and minute, one per name asked
 
 Verb = Callable[[Handler, Request, Actor, "str | None", "int | None"], Awaitable[Reply]]
 _HANDLERS: dict[str, Verb] = {

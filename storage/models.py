@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -81,6 +81,17 @@ class FreezeRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     by_user: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime]
+
+
+class ChangeStampRow(Base):
+    """One row whose `stamp` goes up in every transaction that changes a rollout's status or
+    the emergency freeze, whichever replica writes it: a reader that sees the same stamp
+    twice knows that what `/rollout status` shows has not changed in between."""
+
+    __tablename__ = "change_stamp"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stamp: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class OutboxRow(Base):

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.claims import OUTBOX, TIMER, Claims, item_name
 from storage.models import (
+    ChangeStampRow,
     EventRow,
     FreezeRow,
     GateStateRow,
@@ -26,6 +27,7 @@ from storage.models import (
 )
 
 FREEZE_ALL = "all"
+CHANGE_STAMP_ID = 1
 EVERY_ROLLOUT = "*"  # the audit log's rollout for what applies to every one (the freeze)
 
 
@@ -69,6 +71,7 @@ class Repository:
         ]
         if rows:
             await self.session.execute(self._insert_new(RolloutRow, rows))
+            await self.changed()
 
     async def rollout(self, name: str) -> RolloutRow | None:
         return await self.session.get(RolloutRow, name)
@@ -87,7 +90,10 @@ class Repository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        await self.changed()
+        return True
 
     async def set_thread(self, name: str, channel: str, ts: str) -> None:
         await self.session.execute(
@@ -108,11 +114,39 @@ class Repository:
             return False
         self.session.add(FreezeRow(scope=FREEZE_ALL, reason=reason, by_user=by, at=now))
         await self.session.flush()
+        await self.changed()
         return True
 
     async def lift_freeze(self) -> bool:
         result = await self.session.execute(delete(FreezeRow).where(FreezeRow.scope == FREEZE_ALL))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        await self.changed()
+        return True
+
+    # --- the change stamp -------------------------------------------------------------
+
+    async def changed(self) -> None:
+        """Raise the change stamp in this transaction: a rollout's status or the freeze
+        changed (`storage.change_stamp` reads it)."""
+        raise_stamp = (
+            update(ChangeStampRow)
+            .where(ChangeStampRow.id == CHANGE_STAMP_ID)
+            .values(stamp=ChangeStampRow.stamp + 1)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(raise_stamp)
+        if not result.rowcount:  # type: ignore[attr-defined]  # a schema without 0008's row
+            await self.session.execute(
+                self._insert_new(ChangeStampRow, [{"id": CHANGE_STAMP_ID, "stamp": 0}])
+            )
+            await self.session.execute(raise_stamp)
+
+    async def change_stamp(self) -> int:
+        stamp = await self.session.scalar(
+            select(ChangeStampRow.stamp).where(ChangeStampRow.id == CHANGE_STAMP_ID)
+        )
+        return int(stamp or 0)
 
     # --- audit events -----------------------------------------------------------------
 

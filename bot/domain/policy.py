@@ -203,6 +203,13 @@ class Policy:
         return None, chain
 
 
+def window_minute(now: datetime) -> datetime:
+    """The whole minute `now` falls in. Freeze windows begin and end on whole minutes
+    (HH:MM and midnights, in a zone whose offsets are whole minutes), so `Policy.frozen`
+    answers the same for every moment of one minute."""
+    return now.replace(second=0, microsecond=0)
+
+
 def day_number(word: str) -> int | None:
     """`sat` or `saturday` (any case) → 5; None for anything else."""
     key = word.strip().lower()

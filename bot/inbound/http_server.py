@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -49,7 +49,10 @@ def build_web_app(
     replica: Callable[[], dict[str, object]] | None = None,
     refusals: RefusalLog | None = None,
     alertmanager: Handler | None = None,
+    commands: Callable[[Mapping[str, str]], Awaitable[bytes | None]] | None = None,
 ) -> web.Application:
+    """`commands`: answers slash commands that only read, ahead of Bolt (None for those it
+    leaves to Bolt; `bot.inbound.rollout_listeners.at_once_answers`)."""
     app = web.Application(client_max_size=MAX_BODY)
     # No secret (Socket Mode needs none): no signature can be checked, so nothing over
     # HTTP is taken for Slack.
@@ -66,10 +69,14 @@ def build_web_app(
             return _error(400, "the body is not UTF-8 text")
         if not _signature_ok(verifier, body, request):
             return web.json_response({"error": "invalid request"}, status=401)
-        problem = _malformed(body, request.content_type)
+        data, problem = _parsed(body, request.content_type)
         if problem:
             refused.refused(f"a signed Slack request: {problem}", request.remote)
             return _error(400, problem)
+        if commands is not None and data.get("command") is not None and "payload" not in data:
+            answer = await commands(data)  # a command that only reads: answered here
+            if answer is not None:  # as Bolt's adapter sends an ack's JSON
+                return web.Response(body=answer, content_type="application/json")
         bolt_request = AsyncBoltRequest(
             body=body,
             query=request.query_string,
@@ -169,10 +176,11 @@ def _signature_ok(verifier: SignatureVerifier, body: str, request: web.Request) 
     return hmac.compare_digest(expected, signature)
 
 
-def _malformed(body: str, content_type: str) -> str | None:
-    """Why a signed body cannot be a Slack request, or None when it can."""
+def _parsed(body: str, content_type: str) -> tuple[Any, str | None]:
+    """A signed body as Slack data, and why it cannot be a Slack request (None when it
+    can; the data is then a dict)."""
     if not body:
-        return "empty body"
+        return None, "empty body"
     try:
         if content_type == "application/json" or body.startswith("{"):
             data = decode(body)
@@ -180,8 +188,8 @@ def _malformed(body: str, content_type: str) -> str | None:
             form = dict(parse_qsl(body, keep_blank_values=True, strict_parsing=True))
             data = decode(form["payload"]) if "payload" in form else form
     except (ValueError, KeyError) as exc:  # NotJson too: deep nesting, huge numbers
-        return f"the body is neither a Slack form nor JSON: {exc}"
-    return payload_problem(data)
+        return None, f"the body is neither a Slack form nor JSON: {exc}"
+    return data, payload_problem(data)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -10,8 +10,10 @@ who clicked is told why.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -35,6 +37,8 @@ from commands.handle import Handler, Reply
 log = logging.getLogger(__name__)
 
 ACK_BUDGET_SECONDS = 2.5  # Slack waits 3 s for the ack
+COMMAND = re.compile(r"^/rollout")  # the slash commands the bot answers
+_ENCODED_KEPT = 512
 _BUTTON_TEXT = {  # Pause and Roll back ask for the reason first (`bot.inbound.reason_modal`)
     actions.ADVANCE: "advance next {name}",
     actions.RESUME: "resume {name}",
@@ -73,31 +77,12 @@ def build_app(
         raise_error_for_unhandled_request=False,
     )
 
-    @app.command(re.compile(r"^/rollout"))
+    @app.command(COMMAND)
     async def on_command(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, request: AsyncBoltRequest
     ) -> None:
         source = "socket" if request.mode == "socket_mode" else "slash"
-        actor = Actor(str(body.get("user_id", "")), source)
-        key = f"slash:{body['trigger_id']}" if body.get("trigger_id") else None
-        reach = Reach(
-            actor.user,
-            str(body.get("channel_id") or service.channel),
-            str(body.get("response_url") or ""),
-        )
-        work = asyncio.ensure_future(
-            handler.handle(str(body.get("text", "")), actor, dedup_key=key, reach=reach)
-        )
-        try:
-            reply = await asyncio.wait_for(asyncio.shield(work), ACK_BUDGET_SECONDS)
-        except TimeoutError:
-            await ack(response_type="ephemeral", text="Working on it… the answer follows here.")
-            late = asyncio.create_task(_answer_late(work, respond, metrics))
-            _late_answers.add(late)
-            late.add_done_callback(_late_answers.discard)
-            return
-        _count(metrics, reply)
-        await ack(response_type="ephemeral", text=reply.text, blocks=reply.blocks or None)
+        await ack(**await command_answer(handler, service, metrics, body, source, respond))
 
     @app.action(re.compile("^(" + "|".join(actions.ALL) + ")$"))
     async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -152,6 +137,83 @@ def build_app(
             await home.opened(body, event, slack)
 
     return app
+
+
+async def command_answer(
+    handler: Handler,
+    service: RolloutService,
+    metrics: Metrics,
+    body: Mapping[str, Any],
+    source: str,
+    respond: AsyncRespond,
+) -> dict[str, Any]:
+    """What a `/rollout` command is acknowledged with (`ack`'s arguments): its answer, or,
+    when that takes longer than Slack waits, a note that it follows through `respond`."""
+    actor = Actor(str(body.get("user_id", "")), source)
+    key = f"slash:{body['trigger_id']}" if body.get("trigger_id") else None
+    reach = Reach(
+        actor.user,
+        str(body.get("channel_id") or service.channel),
+        str(body.get("response_url") or ""),
+    )
+    work = asyncio.ensure_future(
+        handler.handle(str(body.get("text", "")), actor, dedup_key=key, reach=reach)
+    )
+    try:
+        reply = await asyncio.wait_for(asyncio.shield(work), ACK_BUDGET_SECONDS)
+    except TimeoutError:
+        late = asyncio.create_task(_answer_late(work, respond, metrics))
+        _late_answers.add(late)
+        late.add_done_callback(_late_answers.discard)
+        return {"response_type": "ephemeral", "text": "Working on it… the answer follows here."}
+    _count(metrics, reply)
+    return {"response_type": "ephemeral", "text": reply.text, "blocks": reply.blocks or None}
+
+
+def at_once_answers(
+    handler: Handler, service: RolloutService, metrics: Metrics
+) -> Callable[[Mapping[str, str]], Awaitable[bytes | None]]:
+    """Answers, over HTTP and without Bolt, to the signed and well-formed slash commands
+    that only read (`Handler.reads_only`): the JSON body Bolt's `ack` would send for them,
+    from memory when the handler can (`Handler.answer_from_memory`), else from the same
+    `command_answer` as the listener. None for anything else, which goes to Bolt."""
+    encoded: dict[int, tuple[Reply, bytes]] = {}  # the handler's kept replies, as sent
+
+    def body_of(reply: Reply) -> bytes:
+        kept = encoded.get(id(reply))
+        if kept is not None and kept[0] is reply:
+            return kept[1]
+        body = json.dumps(ack_body("ephemeral", reply.text, reply.blocks or None)).encode()
+        if len(encoded) >= _ENCODED_KEPT:
+            encoded.clear()
+        encoded[id(reply)] = (reply, body)  # kept with its reply: the id stays its own
+        return body
+
+    async def answer(form: Mapping[str, str]) -> bytes | None:
+        if not COMMAND.search(str(form.get("command", ""))):
+            return None
+        text = str(form.get("text", ""))
+        reply = handler.answer_from_memory(text)
+        if reply is not None:
+            _count(metrics, reply)
+            return body_of(reply)
+        if not handler.reads_only(text):
+            return None
+        respond = AsyncRespond(response_url=form.get("response_url"))
+        said = await command_answer(handler, service, metrics, form, "slash", respond)
+        return json.dumps(ack_body(**said)).encode()
+
+    return answer
+
+
+def ack_body(
+    response_type: str, text: str, blocks: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON body of Bolt's `ack(response_type=…, text=…, blocks=…)`, key for key."""
+    body: dict[str, Any] = {"text": text, "response_type": response_type}
+    if blocks:
+        body["blocks"] = blocks
+    return body
 
 
 async def _refuse_click(
