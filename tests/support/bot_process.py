@@ -14,6 +14,8 @@ import aiohttp
 from bot.standin.web_api import SlackStandIn
 from tests.conftest import SECRET
 
+START_TIMEOUT = 60.0  # generous: a loaded two-core machine may take a while to import it
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -52,8 +54,9 @@ class BotProcess:
                 stdout=log,
                 stderr=log,
             )
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            while asyncio.get_running_loop().time() < deadline:
                 try:
                     async with http.get(f"{self.url}/healthz") as response:
                         if response.status == 200:
@@ -61,7 +64,9 @@ class BotProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.05)
-        raise AssertionError("the bot did not come up within 10 s")
+        raise AssertionError(
+            f"the bot did not come up within {START_TIMEOUT:g} s; see {self.log_path}"
+        )
 
     async def kill(self) -> None:
         assert self.process is not None
