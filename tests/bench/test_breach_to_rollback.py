@@ -289,10 +289,10 @@ Prometheus" is the first answer above the threshold to the gate's own query, pol
 What bounds it: a breach is seen at the next measurement (within one `interval`, plus
 the query), a rollback needs the gate red for the whole `for:` window from that
 measurement, and lands at the first tick after it: `for:` + up to two intervals, here
-about {bound} s. The message then waits for the outbox (kicked on every commit). A
-decision reaches `/flags` at once (it reads the database) and the files at their next
-write (kicked on every commit, else every 0.5 s). Against a production gate (30 s
-interval, `for: 5m`) the same bound reads 5–6 min.
+about {bound} s. The message then waits for the outbox (kicked on every commit).
+`/flags` reads the database, so it serves a decision once its transaction has committed;
+the files follow at their next write (kicked on every commit, else every 0.5 s). With a
+production gate (30 s interval, `for: 5m`) the same bound reads up to 6 min.
 
 Command: `.venv/bin/pytest -q -m bench tests/bench/test_breach_to_rollback.py -s`
 """,
