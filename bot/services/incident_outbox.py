@@ -78,10 +78,10 @@ async def post_incident(worker: OutboxWorker, row: OutboxRow) -> None:
     else:
         response = await worker.client.chat_postMessage(channel=row.channel, **message_fields(row))
     posted_channel, ts = str(response["channel"]), str(response["ts"])
-    async with worker.sessions() as session, session.begin():
-        await Incidents(session).set_message(
-            int(row.payload["incident"]), posted_channel, ts, thread or ts
-        )
+    incident = int(row.payload["incident"])
+    await worker.record_sent(
+        lambda repo: Incidents(repo.session).set_message(incident, posted_channel, ts, thread or ts)
+    )
 
 
 async def update_incident(worker: OutboxWorker, row: OutboxRow) -> None:

@@ -24,12 +24,16 @@ from bot.errors import DeliveryFailed
 from bot.metrics import Metrics
 from bot.services.waiting import wait_until_due
 from storage.claims import OUTBOX, Claims, claiming, item_name
+from storage.db import unavailable
 from storage.models import OutboxRow
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
+# How long a write recording what Slack already took (delivered, where it landed) keeps
+# trying while the database is busy: well inside the lease, so no other pass sends it again.
+RECORD_FOR = LEASE / 2
 MAX_ATTEMPTS = 12  # backoff doubles from 1 s to 5 min: about half an hour of trying
 PERMANENT_ERRORS = frozenset(
     {
@@ -128,9 +132,27 @@ class OutboxWorker:
         except (ClientError, TimeoutError, OSError) as exc:
             await self._failed(row, DeliveryFailed(f"{type(exc).__name__}: {exc}"))
         else:
-            async with self.sessions() as session, session.begin():
-                await Repository(session).outbox_done(row.id, self.clock.now())
+            await self.record_sent(lambda repo: repo.outbox_done(row.id, self.clock.now()))
             self.metrics.deliveries.inc()
+
+    async def record_sent(self, write: Callable[[Repository], Awaitable[None]]) -> None:
+        """Write what follows from a message Slack has taken, in its own transaction. Slack
+        cannot take it back, so a busy database (another writer past the busy timeout) is
+        waited out rather than left to the lease, whose expiry would send it a second time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECORD_FOR.total_seconds()
+        pause = 0.05
+        while True:
+            try:
+                async with self.sessions() as session, session.begin():
+                    await write(Repository(session))
+                return
+            except Exception as exc:
+                if unavailable(exc) != "busy" or loop.time() + pause > deadline:
+                    raise
+                log.warning("database busy recording a sent message; trying again")
+            await asyncio.sleep(pause)  # real time: a manual clock may stand still
+            pause = min(pause * 2, 1.0)
 
     async def _failed(self, row: OutboxRow, failure: DeliveryFailed) -> None:
         now = self.clock.now()
@@ -170,10 +192,8 @@ class OutboxWorker:
     async def _post_parent(self, row: OutboxRow) -> None:
         response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
         if row.rollout is not None:
-            async with self.sessions() as session, session.begin():
-                await Repository(session).set_thread(
-                    row.rollout, str(response["channel"]), str(response["ts"])
-                )
+            rollout, channel, ts = row.rollout, str(response["channel"]), str(response["ts"])
+            await self.record_sent(lambda repo: repo.set_thread(rollout, channel, ts))
 
     async def _post_reply(self, row: OutboxRow) -> None:
         channel, ts = await self._thread_target(row)
@@ -203,10 +223,10 @@ class OutboxWorker:
         response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
         ref = row.payload.get("ref")
         if ref:
-            async with self.sessions() as session, session.begin():
-                await Repository(session).remember_message(
-                    ref, str(response["channel"]), str(response["ts"]), self.clock.now()
-                )
+            channel, ts = str(response["channel"]), str(response["ts"])
+            await self.record_sent(
+                lambda repo: repo.remember_message(ref, channel, ts, self.clock.now())
+            )
 
     async def _upload_file(self, row: OutboxRow) -> None:
         """A file (a chart), in the thread of the message named by `thread_ref` when it

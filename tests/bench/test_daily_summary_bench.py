@@ -20,20 +20,25 @@ from tests.support.recorded_metrics import RecordedSource
 
 ROLLOUTS = 50
 DOCS = Path(__file__).parents[2] / "docs"
+RECORDED_FLAG = "phase_4_deployment"  # the flag the recorded series were queried with
+
+
+def flag(i: int) -> str:
+    return f"flag_{i:02d}"  # a flag belongs to one rollout
 
 
 def config() -> str:
     gates = f"""
 gates:
   error_rate:
-    query: '{ERROR_QUERY.replace("phase_4_deployment", "{flag}")}'
+    query: '{ERROR_QUERY.replace(RECORDED_FLAG, "{flag}")}'
     fail_above: 0.05
   p95_latency:
-    query: '{P95_QUERY.replace("phase_4_deployment", "{flag}")}'
+    query: '{P95_QUERY.replace(RECORDED_FLAG, "{flag}")}'
     fail_above: {{canary: 0.25, progressive: 0.3, final: 0.5}}
 """
     rollouts = "\n".join(
-        f"  - {{name: r-{i:02d}, flag: phase_4_deployment, plan: safe, "
+        f"  - {{name: r-{i:02d}, flag: {flag(i)}, plan: safe, "
         "gates: [error_rate, p95_latency]}"
         for i in range(ROLLOUTS)
     )
@@ -43,7 +48,13 @@ gates:
 @pytest.mark.bench
 async def test_daily_summary_for_50_rollouts(make_bot: BotFactory) -> None:
     clock = ManualClock()
-    source = RecordedSource(clock, {ERROR_QUERY: "error_rate", P95_QUERY: "p95_latency"})
+    recorded = {ERROR_QUERY: "error_rate", P95_QUERY: "p95_latency"}
+    queries = {
+        query.replace(RECORDED_FLAG, flag(i)): name
+        for query, name in recorded.items()
+        for i in range(ROLLOUTS)
+    }
+    source = RecordedSource(clock, queries)  # every rollout's gates read the recorded week
     bot = await make_bot(config(), clock=clock, metrics_source=source)
     cora = Actor("U0CORA", "slash")
     for name in bot.service.specs:
