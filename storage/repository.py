@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -265,6 +265,53 @@ class Repository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def expedite_timer(
+        self, key: str, kind: str, due_at: datetime, payload: dict[str, Any] | None = None
+    ) -> None:
+        """Make a timer due at `due_at` at the latest (set it if there is none). A claim of
+        it in progress keeps its lease, but its token moves on, so the claimer's
+        `reschedule_timer` keeps this due time rather than overwrite it."""
+        if await self.ensure_timer(key, kind, due_at, payload):
+            return
+        await self.session.execute(
+            update(TimerRow)
+            .where(TimerRow.key == key)
+            .values(
+                due_at=case(
+                    (TimerRow.due_at > due_at, literal(due_at, TimerRow.due_at.type)),
+                    else_=TimerRow.due_at,
+                ),
+                token=TimerRow.token + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def reschedule_timer(
+        self, key: str, token: int, due_at: datetime | None, kind: str
+    ) -> None:
+        """The claimer of a timer (with `token`) sets its next due time, or drops it with
+        None. If it was expedited meanwhile (the token moved on), the earlier time wins and
+        it is not dropped."""
+        row = await self.session.get(TimerRow, key, with_for_update=True, populate_existing=True)
+        if row is None:
+            if due_at is not None:
+                self.session.add(TimerRow(key=key, kind=kind, due_at=due_at, payload={}, token=0))
+            return
+        if row.token == token:
+            if due_at is None:
+                await self.session.delete(row)
+                return
+            row.due_at = due_at
+        elif due_at is not None:
+            row.due_at = min(row.due_at, due_at)
+        row.lease_until, row.token = None, row.token + 1
+
+    async def drop_timers(self, kind: str, *, keep: str) -> None:
+        """Drop every timer of `kind` but the one under `keep`."""
+        await self.session.execute(
+            delete(TimerRow).where(TimerRow.kind == kind, TimerRow.key != keep)
+        )
+
     async def cancel_timer(self, key: str) -> None:
         row = await self.session.get(TimerRow, key)
         if row is not None:
@@ -343,8 +390,11 @@ class Repository:
 
     # --- gate states ------------------------------------------------------------------
 
-    async def gate_states(self, rollouts: Iterable[str]) -> Sequence[GateStateRow]:
-        query = select(GateStateRow).where(GateStateRow.rollout.in_(list(rollouts)))
+    async def gate_states(self, rollouts: Iterable[str] | None) -> Sequence[GateStateRow]:
+        """The gate states of these rollouts (None: of every rollout), in one query."""
+        query = select(GateStateRow)
+        if rollouts is not None:
+            query = query.where(GateStateRow.rollout.in_(list(rollouts)))
         return (await self.session.scalars(query)).all()
 
     async def save_gate_state(self, rollout: str, gate: str, values: dict[str, Any]) -> None:
