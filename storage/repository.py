@@ -405,6 +405,24 @@ class Repository:
             for key, value in values.items():
                 setattr(row, key, value)
 
+    def write_gate_states(
+        self,
+        known: Mapping[tuple[str, str], GateStateRow],
+        changes: Mapping[tuple[str, str], dict[str, Any]],
+    ) -> None:
+        """Write many gate states, keyed by (rollout, gate), without a read each: `known` are
+        the rows this transaction read, and the other keys are new rows. The writes go out
+        at the next flush, the new rows in one batched INSERT."""
+        new = []
+        for (rollout, gate), values in changes.items():
+            row = known.get((rollout, gate))
+            if row is None:
+                new.append(GateStateRow(rollout=rollout, gate=gate, **values))
+            else:
+                for key, value in values.items():
+                    setattr(row, key, value)
+        self.session.add_all(new)
+
     async def clear_gate_states(self, rollout: str) -> None:
         await self.session.execute(delete(GateStateRow).where(GateStateRow.rollout == rollout))
 

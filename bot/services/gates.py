@@ -329,7 +329,9 @@ class GateService:
         async with self.sessions() as session, session.begin():
             repo = Repository(session)
             rows = {row.name: row for row in await repo.rollouts(measured)}
-            states = _by_rollout(await repo.gate_states(measured))
+            read = await repo.gate_states(measured)
+            states = _by_rollout(read)
+            known = {(r.rollout, r.gate): r for r in read}
             freeze = await repo.freeze()
             unmeasured = (
                 await self.incidents.unmeasured_rollouts(session) if self.incidents else set()
@@ -341,11 +343,13 @@ class GateService:
                 status = status_of(row)
                 tier = tier_for(status.percent)
                 views = self._views(spec, states.get(name, []), status.percent)
+                changes = {}
                 for rule, measurement, gap_held in judged:
                     previous = views.get(rule.name)
                     view = observe(previous, rule, tier, measurement, spec.flag, now, gap_held)
                     views[rule.name] = view
-                    await repo.save_gate_state(name, rule.name, _columns(view))
+                    changes[name, rule.name] = _columns(view)
+                repo.write_gate_states(known, changes)
                 outcome = await self.service.decide_in(
                     session, spec, Evaluate(), BOT, now, observations=views, freeze=freeze
                 )

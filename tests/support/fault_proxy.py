@@ -8,6 +8,7 @@
     proxy.garbage(ANSWERS)       # each request gets the next canned answer, in turn
     proxy.forward()              # back to the real server's answers
     proxy.seen                   # how many requests each mode answered
+    proxy.queries                # the instant queries asked, in order (PromQL text)
 
 Everything it answers is real HTTP on a real socket; only what is said is chosen.
 """
@@ -72,6 +73,7 @@ class FaultProxy:
         self.delay = 0.0
         self._answers: Iterator[Answer] = iter(())
         self.seen: collections.Counter[str] = collections.Counter()
+        self.queries: list[str] = []
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._port = 0
@@ -121,6 +123,9 @@ class FaultProxy:
             await self._http.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/api/v1/query":  # in the URL (GET) or the form body (POST)
+            form = await request.post() if request.method == "POST" else {}
+            self.queries.append(str(request.query.get("query") or form.get("query") or ""))
         if self.mode == "garbage":
             answer = next(self._answers)
             self.seen[f"garbage: {answer.name}"] += 1
