@@ -239,11 +239,11 @@ class _Printer:
                     raise _NotBatchable(f"`ignoring ({label})` matches series of different flags")
                 words.append(f"ignoring ({', '.join(matching.labels)})")
             card = modifier.card
-            sides = {
-                pq.VectorMatchCardinality.ManyToOne: "group_left",
-                pq.VectorMatchCardinality.OneToMany: "group_right",
-            }
-            for cardinality, side in sides.items():
+            sides = (  # pairs: the parser's enum values are not hashable
+                (pq.VectorMatchCardinality.ManyToOne, "group_left"),
+                (pq.VectorMatchCardinality.OneToMany, "group_right"),
+            )
+            for cardinality, side in sides:
                 if card == cardinality:
                     words.append(f"{side} ({', '.join(modifier.group_labels or [])})")
         return f"{lhs} {' '.join(words)} {rhs}", _VECTOR

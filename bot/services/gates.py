@@ -48,7 +48,6 @@ from bot.prometheus import MetricsSource, SeriesSource
 from bot.services.gate_measuring import Due, measure_due, plans_of
 from bot.services.incidents import IncidentService
 from bot.services.rollouts import BOT, SOAK, RolloutService, status_of
-from storage.models import GateStateRow
 from storage.repository import DueTimer, Repository
 
 log = logging.getLogger(__name__)
@@ -162,7 +161,7 @@ class GateService:
         async with self.sessions() as session, session.begin():
             repo = Repository(session)
             rows = {row.name: row for row in await repo.rollouts(self.specs)}
-            states = _by_rollout(await repo.gate_states(None))
+            states = _by_rollout(await repo.gate_state_values(None))
             due: datetime | None = None
             for spec in self.specs.values():
                 row = rows.get(spec.name)
@@ -216,7 +215,7 @@ class GateService:
         async with self.reader() as session:
             repo = Repository(session)
             rows = await repo.rollouts(self.specs)
-            states = _by_rollout(await repo.gate_states(None))
+            states = _by_rollout(await repo.gate_state_values(None))
         percents = {row.name: row.percent for row in rows}
         watched: dict[str, tuple[RolloutSpec, dict[str, GateView]]] = {}
         due: list[Due] = []
@@ -319,23 +318,26 @@ class GateService:
         return history_holds(rule, tier, previous.outcome, series.points, start, now)
 
     async def _judge_chunk(self, measured: Mapping[str, list[Judged]]) -> Judgement:
-        """In one transaction, for each of these rollouts: write its measurements, decide,
-        and resolve the incidents of gates that could not be measured and now are green.
-        Returns the gates of the rollouts still watched, and whether anything was decided
-        or resolved."""
+        """In one transaction, for these rollouts: write their measurements (one UPDATE
+        and one INSERT for all of them), then decide each, and resolve the incidents of
+        gates that could not be measured and now are green. Returns the gates of the
+        rollouts still watched, and whether anything was decided or resolved."""
         assert self.service is not None
         now = self.clock.now()
         judgement = Judgement({}, decided=False, resolved=False)
         async with self.sessions() as session, session.begin():
             repo = Repository(session)
             rows = {row.name: row for row in await repo.rollouts(measured)}
-            read = await repo.gate_states(measured)
+            read = await repo.gate_state_values(measured)
             states = _by_rollout(read)
-            known = {(r.rollout, r.gate): r for r in read}
+            known = {(r.rollout, r.gate) for r in read}
             freeze = await repo.freeze()
             unmeasured = (
                 await self.incidents.unmeasured_rollouts(session) if self.incidents else set()
             )
+            judged_now: list[tuple[RolloutSpec, RolloutStatus, dict[str, GateView]]] = []
+            changed: list[dict[str, Any]] = []
+            new: list[dict[str, Any]] = []
             for name, judged in measured.items():
                 spec, row = self.specs[name], rows.get(name)
                 if row is None or not _watched(status_of(row)):
@@ -343,25 +345,29 @@ class GateService:
                 status = status_of(row)
                 tier = tier_for(status.percent)
                 views = self._views(spec, states.get(name, []), status.percent)
-                changes = {}
                 for rule, measurement, gap_held in judged:
                     previous = views.get(rule.name)
                     view = observe(previous, rule, tier, measurement, spec.flag, now, gap_held)
                     views[rule.name] = view
-                    changes[name, rule.name] = _columns(view)
-                repo.write_gate_states(known, changes)
+                    values = {"rollout": name, "gate": rule.name, **_columns(view)}
+                    (changed if (name, rule.name) in known else new).append(values)
+                judged_now.append((spec, status, views))
+            # Written before any decision: a decision's own writes (a page marks its gates
+            # escalated) then land on top of them.
+            await repo.write_gate_states(changed, new)
+            for spec, status, views in judged_now:
                 outcome = await self.service.decide_in(
                     session, spec, Evaluate(), BOT, now, observations=views, freeze=freeze
                 )
                 after = outcome.decision.status if outcome.decision else status
                 judgement.decided |= outcome.decision is not None
                 if _watched(after):
-                    judgement.views[name] = views
-                if self.incidents is not None and name in unmeasured:
+                    judgement.views[spec.name] = views
+                if self.incidents is not None and spec.name in unmeasured:
                     green = [
                         n for n, v in views.items() if v.outcome is Outcome.PASS and v.fresh(now)
                     ]
-                    found = await self.incidents.resolve_measured(session, name, green, now)
+                    found = await self.incidents.resolve_measured(session, spec.name, green, now)
                     judgement.resolved |= bool(found)
         return judgement
 
@@ -383,8 +389,9 @@ class Judged(NamedTuple):
     gap_held: bool | None
 
 
-def _by_rollout(rows: Sequence[GateStateRow]) -> dict[str, list[GateStateRow]]:
-    found: dict[str, list[GateStateRow]] = {}
+def _by_rollout(rows: Sequence[Any]) -> dict[str, list[Any]]:
+    """Gate states (rows or their values) by rollout."""
+    found: dict[str, list[Any]] = {}
     for row in rows:
         found.setdefault(row.rollout, []).append(row)
     return found
