@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 GATES = "gates"  # the one timer of the gate tick, and its kind
 # Rollouts judged in one transaction: short enough that SQLite's write lock, held while a
 # chunk is written, leaves commands waiting well within the busy timeout.
-CHUNK = 250
+CHUNK = 100
 
 
 class GateService:

@@ -26,7 +26,7 @@ from sqlalchemy import event
 from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.domain.assess import Measurement
-from bot.domain.rollout import Start
+from bot.domain.rollout import Pause, Resume, Start
 from bot.prometheus import Grouped
 from bot.services.rollouts import Actor
 from tests.bench.fragments import write_fragment
@@ -99,6 +99,8 @@ class Tick:
     wall: float
     queries: int
     statements: int
+    commands: int = 0  # answered during one more tick
+    slowest: float = 0.0  # the slowest of them, in seconds
 
 
 class Statements:
@@ -141,11 +143,16 @@ async def test_one_tick_at_100_1000_and_10000_rollouts(
         )
         rows.append(
             f"| {count:,} | {tick.core:.3g} | {tick.wall:.3g} | {tick.queries:,} "
-            f"| {tick.statements:,} |"
+            f"| {tick.statements:,} | {tick.commands} | {tick.slowest:.2f} |"
         )
     head = (
         "| rollouts × 3 gates | core-seconds | wall seconds | Prometheus queries "
         "| SQL statements |\n|---:|---:|---:|---:|---:|"
+    )
+    after = (
+        "| rollouts × 3 gates | core-seconds | wall seconds | Prometheus queries "
+        "| SQL statements | commands during a tick | slowest command (s) |"
+        "\n|---:|---:|---:|---:|---:|---:|---:|"
     )
     write_fragment(
         "P3",
@@ -156,8 +163,10 @@ async def test_one_tick_at_100_1000_and_10000_rollouts(
         "Before (one timer, transaction and query per gate per rollout):\n\n"
         f"{head}\n" + "\n".join(BEFORE.values()) + "\n\n"
         "After (one `gates` timer; each gate one query grouped by flag; rows read in one "
-        "query and written in chunks):\n\n"
-        f"{head}\n" + "\n".join(rows),
+        "query and written in chunks). Commands: `/rollout pause` and `resume`, one after "
+        "the other, for as long as one more tick runs; every one answered, none refused "
+        "as busy:\n\n"
+        f"{after}\n" + "\n".join(rows),
     )
 
 
@@ -187,6 +196,7 @@ async def _measure(make_bot: BotFactory, count: int, url: str) -> Tick:
         )
         assert source.queries in (GATES, count * GATES)
         await clock.advance(30)
+    commands, slowest = await _commands_during_a_tick(bot, clock)
     statuses = await bot.service.statuses()
     assert all(s.percent == 5 for s in statuses.values())
     async with bot.gates.sessions() as session:
@@ -200,4 +210,26 @@ async def _measure(make_bot: BotFactory, count: int, url: str) -> Tick:
         statistics.median(t.wall for t in ticks),
         max(t.queries for t in ticks),
         max(t.statements for t in ticks),
+        commands,
+        slowest,
     )
+
+
+async def _commands_during_a_tick(bot: RolloutBot, clock: ManualClock) -> tuple[int, float]:
+    """Commands on one rollout while the next tick runs: each waits for the write lock
+    (the busy timeout) at most while one chunk is written, and none fails."""
+    await clock.advance(30)
+    name = next(iter(bot.service.specs))
+    tick = asyncio.create_task(bot.scheduler.run_due())
+    answered, slowest = 0, 0.0
+    while not tick.done():
+        command = Pause() if answered % 2 == 0 else Resume()
+        began = time.perf_counter()
+        outcome = await bot.service.act(name, command, Actor("U0CORA", "slash"))
+        slowest = max(slowest, time.perf_counter() - began)
+        assert outcome.ok, outcome.text
+        answered += 1
+    assert await tick >= 1
+    if answered % 2:
+        assert (await bot.service.act(name, Resume(), Actor("U0CORA", "slash"))).ok
+    return answered, slowest

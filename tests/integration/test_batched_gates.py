@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -50,14 +49,6 @@ CONFIG = (
         for n in range(ROLLOUTS)
     )
 )
-
-
-@pytest.fixture
-async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(prometheus.url)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 async def _bot_ticked_by_hand(make_bot: BotFactory, url: str, clock: ManualClock) -> RolloutBot:

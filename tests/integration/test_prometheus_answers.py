@@ -4,15 +4,11 @@ exception and never a value; a real Prometheus behind the same proxy is measured
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from bot.domain.assess import Measurement
 from bot.prometheus import MAX_ANSWER_BYTES, PrometheusSource
 from tests.support.fault_proxy import GARBAGE, Answer, FaultProxy, success
-from tests.support.prometheus_server import PrometheusServer
 
 EXPECTED = {  # words each answer's error holds
     "html page": "not its API's JSON",
@@ -28,14 +24,6 @@ EXPECTED = {  # words each answer's error holds
     "8 MiB answer": f"more than {MAX_ANSWER_BYTES:,} bytes",
     "an empty 200": "not its API's JSON",
 }
-
-
-@pytest.fixture
-async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(prometheus.url)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 async def test_every_kind_of_garbage_is_source_down_with_the_reason(proxy: FaultProxy) -> None:
