@@ -38,6 +38,13 @@ async def test_every_kind_of_garbage_is_source_down_with_the_reason(proxy: Fault
         now = datetime.now(UTC)
         series = await source.series("up", now - timedelta(minutes=5), now, timedelta(seconds=15))
         assert series.error and series.points == (), (answer.name, series)
+        # A batch over many flags: SOURCE_DOWN for every one of them, with the reason.
+        grouped = await source.measure_grouped('sum by (flag) (up{flag=~"a|b"})', "flag")
+        assert grouped.error and grouped.values == {}, (answer.name, grouped)
+        assert len(grouped.error) < 600, answer.name
+        assert grouped.measurement("a") == grouped.measurement("b") == Measurement.down(
+            grouped.error
+        )
 
 
 async def test_a_huge_answer_without_a_length_is_not_read_to_the_end(proxy: FaultProxy) -> None:
