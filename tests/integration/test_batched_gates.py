@@ -11,6 +11,7 @@ import pytest
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
+from bot.domain.assess import Measurement
 from bot.domain.rollout import Start
 from bot.services.rollouts import Actor
 from storage.repository import Repository
@@ -119,3 +120,53 @@ async def test_50_rollouts_sharing_3_gates_cost_3_queries_and_each_gets_its_own_
     states = await _states(bot)
     assert {outcome for outcome, _ in states.values()} == {"source_down"}
     assert len(states) == ROLLOUTS * 3
+
+
+class GatedSource:
+    """Answers every query with a green value, once `go` is set: a tick can be held in the
+    middle of its measurements."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def measure(self, query: str) -> Measurement:
+        self.asked.set()
+        await self.go.wait()
+        return Measurement((0.001,))
+
+
+TWO = (
+    "channel: '#deployments'\n"
+    "gates:\n  errors:\n    query: 'errors{flag=\"{flag}\"}'\n    fail_above: 0.5\n"
+    "    for: 5m\n    interval: 30s\n"
+    "rollouts:\n"
+    "  - {name: first, flag: first_flag, plan: safe, gates: [errors]}\n"
+    "  - {name: second, flag: second_flag, plan: safe, gates: [errors]}\n"
+)
+
+
+async def test_a_rollout_started_while_a_tick_runs_is_measured_by_the_next_one_at_once(
+    make_bot: BotFactory,
+) -> None:
+    clock = ManualClock()
+    source = GatedSource()
+    bot = await make_bot(TWO, clock=clock, metrics_source=source)
+    for task in bot._tasks:
+        if task.get_name() == "scheduler":
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert (await bot.service.act("first", Start(), Actor("U0CORA", "slash"))).ok
+    tick = asyncio.create_task(bot.scheduler.run_due())
+    await asyncio.wait_for(source.asked.wait(), 60)  # the tick is measuring `first`
+    assert (await bot.service.act("second", Start(), Actor("U0CORA", "slash"))).ok
+    source.go.set()
+    assert await tick == 1
+    states = await _states(bot)
+    assert set(states) == {("first", "errors")}  # the tick began before `second` started
+    async with bot.gates.reader() as session:
+        timer = await Repository(session).timer("gates")
+    assert timer is not None and timer.due_at == clock.now()  # not 30 s later
+    assert await bot.scheduler.run_due() == 1
+    assert (await _states(bot))["second", "errors"] == ("pass", 0.001)
