@@ -219,7 +219,9 @@ class GateService:
         percents = {row.name: row.percent for row in rows}
         watched: dict[str, tuple[RolloutSpec, dict[str, GateView]]] = {}
         due: list[Due] = []
-        for row in rows:
+        for i, row in enumerate(rows):
+            if i and not i % CHUNK:
+                await asyncio.sleep(0)  # let commands run between chunks of the reading too
             spec = self.specs[row.name]
             rules = self.rules_for(spec)
             if not rules or not _watched(status_of(row)):
