@@ -164,6 +164,7 @@ class RolloutBot:
             self._metrics_source(),
             self.clock,
             incidents=self.incidents,
+            reader=reader(self.engine),
         )
         self.service = RolloutService(
             sessions,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.config import Config, load_config
 from bot.domain.assess import GateRule
+from bot.domain.batched_query import Batched, plan
 from bot.domain.durations import format_duration
 from bot.domain.plans import Tier
 from bot.domain.policy import Policy
@@ -106,6 +107,7 @@ def describe(config: Config) -> str:
     lines = [f"channel {config.channel}, timezone {config.timezone}"]
     if not config.roles.configured:
         lines.append("roles: none configured — everyone may start, advance and roll back")
+    lines.extend(describe_batching(config.gate_rules()))
     for spec in config.specs().values():
         lines.append("")
         lines.append(
@@ -148,6 +150,23 @@ def describe_policy(policy: Policy) -> list[str]:
         )
     for window in policy.windows:
         lines.append(f"freeze window: {window.describe()} ({policy.timezone})")
+    return lines
+
+
+def describe_batching(rules: dict[str, GateRule]) -> list[str]:
+    """Which gates are measured in one query a tick for every rollout sharing them, and
+    why the others are measured once per rollout."""
+    if not rules:
+        return []
+    lines = ["", "gates measured per tick:"]
+    for name, rule in rules.items():
+        how = plan(rule.query)
+        if isinstance(how, Batched):
+            lines.append(
+                f"  {name}: batched — one query for every rollout, grouped by {how.label}"
+            )
+        else:
+            lines.append(f"  {name}: one query per rollout — {how.reason}")
     return lines
 
 

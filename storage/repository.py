@@ -5,9 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, case, delete, func, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -326,6 +339,53 @@ class Repository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def expedite_timer(
+        self, key: str, kind: str, due_at: datetime, payload: dict[str, Any] | None = None
+    ) -> None:
+        """Make a timer due at `due_at` at the latest (set it if there is none). A claim of
+        it in progress keeps its lease, but its token moves on, so the claimer's
+        `reschedule_timer` keeps this due time rather than overwrite it."""
+        if await self.ensure_timer(key, kind, due_at, payload):
+            return
+        await self.session.execute(
+            update(TimerRow)
+            .where(TimerRow.key == key)
+            .values(
+                due_at=case(
+                    (TimerRow.due_at > due_at, literal(due_at, TimerRow.due_at.type)),
+                    else_=TimerRow.due_at,
+                ),
+                token=TimerRow.token + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def reschedule_timer(
+        self, key: str, token: int, due_at: datetime | None, kind: str
+    ) -> None:
+        """The claimer of a timer (with `token`) sets its next due time, or drops it with
+        None. If it was expedited meanwhile (the token moved on), the earlier time wins and
+        it is not dropped."""
+        row = await self.session.get(TimerRow, key, with_for_update=True, populate_existing=True)
+        if row is None:
+            if due_at is not None:
+                self.session.add(TimerRow(key=key, kind=kind, due_at=due_at, payload={}, token=0))
+            return
+        if row.token == token:
+            if due_at is None:
+                await self.session.delete(row)
+                return
+            row.due_at = due_at
+        elif due_at is not None:
+            row.due_at = min(row.due_at, due_at)
+        row.lease_until, row.token = None, row.token + 1
+
+    async def drop_timers(self, kind: str, *, keep: str) -> None:
+        """Drop every timer of `kind` but the one under `keep`."""
+        await self.session.execute(
+            delete(TimerRow).where(TimerRow.kind == kind, TimerRow.key != keep)
+        )
+
     async def cancel_timer(self, key: str) -> None:
         row = await self.session.get(TimerRow, key)
         if row is not None:
@@ -436,8 +496,11 @@ class Repository:
 
     # --- gate states ------------------------------------------------------------------
 
-    async def gate_states(self, rollouts: Iterable[str]) -> Sequence[GateStateRow]:
-        query = select(GateStateRow).where(GateStateRow.rollout.in_(list(rollouts)))
+    async def gate_states(self, rollouts: Iterable[str] | None) -> Sequence[GateStateRow]:
+        """The gate states of these rollouts (None: of every rollout), in one query."""
+        query = select(GateStateRow)
+        if rollouts is not None:
+            query = query.where(GateStateRow.rollout.in_(list(rollouts)))
         return (await self.session.scalars(query)).all()
 
     async def save_gate_state(self, rollout: str, gate: str, values: dict[str, Any]) -> None:
@@ -447,6 +510,38 @@ class Repository:
         else:
             for key, value in values.items():
                 setattr(row, key, value)
+
+    async def gate_state_values(self, rollouts: Iterable[str] | None) -> Sequence[Row[Any]]:
+        """The gate states of these rollouts (None: of every rollout), as plain rows with
+        the columns as attributes: many thousands read cheaply, for reading only."""
+        query = select(*GateStateRow.__table__.columns)
+        if rollouts is not None:
+            query = query.where(GateStateRow.rollout.in_(list(rollouts)))
+        return (await self.session.execute(query)).all()
+
+    async def write_gate_states(
+        self, changed: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]
+    ) -> None:
+        """Write many gate states in two statements: `changed` rows (every column, keyed by
+        rollout and gate) in one UPDATE, `new` ones in one INSERT."""
+        table = cast(Table, GateStateRow.__table__)
+        if changed:
+            columns = [c.name for c in table.columns if not c.primary_key]
+            await self.session.execute(
+                update(table)
+                .where(
+                    table.c.rollout == bindparam("key_rollout"),
+                    table.c.gate == bindparam("key_gate"),
+                )
+                .values({c: bindparam(c) for c in columns}),
+                [
+                    {"key_rollout": v["rollout"], "key_gate": v["gate"]}
+                    | {c: v[c] for c in columns}
+                    for v in changed
+                ],
+            )
+        if new:
+            await self.session.execute(insert(table), list(new))
 
     async def clear_gate_states(self, rollout: str) -> None:
         await self.session.execute(delete(GateStateRow).where(GateStateRow.rollout == rollout))

@@ -242,6 +242,16 @@ class IncidentService:
         if row is not None and gate not in await incidents.gates_of(row.id, ABOUT_GATE):
             incidents.log(row.id, now, ABOUT_GATE, BOT, detail=gate)
 
+    async def unmeasured_rollouts(self, session: AsyncSession) -> set[str]:
+        """The rollouts with a live no-data or source-down incident: the ones whose gate
+        tick asks `resolve_measured`."""
+        return {
+            row.rollout
+            for row in await Incidents(session).live()
+            if row.rollout is not None
+            and any(row.live_key == _bot_key(row.rollout, kind) for kind in UNMEASURED_KINDS)
+        }
+
     async def resolve_measured(
         self, session: AsyncSession, rollout: str, green: Collection[str], now: datetime
     ) -> list[int]:

@@ -51,6 +51,13 @@ EXPIRY = "confirm-expiry"  # the timer that withdraws a step nobody confirmed in
 SOAK = "soak"  # the timer at the end of a stage's soak (or of the freeze it waits on)
 
 
+class Unread:
+    """Not read by the caller: `decide_in` reads it."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True)
 class Actor:
     user: str
@@ -400,10 +407,13 @@ class RolloutService:
         *,
         expected_version: int | None = None,
         dedup_key: str | None = None,
+        observations: Observations | None = None,
+        freeze: FreezeRow | Unread | None = UNREAD,
     ) -> Outcome:
         """Decide and record inside the caller's transaction (the gate service writes its
         measurements in the same one). Raises `RolloutMoved` when another writer won the race:
-        the caller's transaction must then roll back."""
+        the caller's transaction must then roll back. A caller that read the gates and the
+        freeze in this transaction already (the gate tick, for many rollouts) passes them."""
         name = spec.name
         repo = Repository(session)
         if dedup_key is not None:
@@ -415,8 +425,11 @@ class RolloutService:
         status = status_of(row)
         if expected_version is not None and expected_version != status.version:
             return Outcome(False, await self._moved_text(repo, spec, status))
-        observations = await self.observations(session, spec, now)
-        context = Context(actor.person(), freeze_of(await repo.freeze()))
+        if observations is None:
+            observations = await self.observations(session, spec, now)
+        if isinstance(freeze, Unread):
+            freeze = await repo.freeze()
+        context = Context(actor.person(), freeze_of(freeze))
         result = decide(spec, status, observations, command, now, context)
         if isinstance(result, Refusal):
             return Outcome(False, blocks.refusal_text(result))

@@ -18,6 +18,7 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures, by name)
     fake_service,
     prometheus,
     prometheus_factory,
+    proxy,
 )
 
 

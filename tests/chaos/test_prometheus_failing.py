@@ -12,12 +12,10 @@ bot's 1 s timeout, then each garbage answer in turn; then back.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import pytest
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
@@ -66,14 +64,6 @@ rollouts:
 """
 HELD = "Held: error_rate — Prometheus unreachable since "
 STARTS = "⏸️ checkout is held at 5 %: error_rate — Prometheus unreachable since "
-
-
-@pytest.fixture
-async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(prometheus.url)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 class Watch:

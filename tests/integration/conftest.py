@@ -5,6 +5,8 @@
   first scrape has landed when the test begins (that takes ~5.5 s).
 * ``prometheus_factory``: ``await prometheus_factory(targets, **kwargs)`` for other targets or
   options (``lookback_delta``, ``job_name``, ``wait_for_targets``...).
+* ``proxy``: a started ``FaultProxy`` in front of ``prometheus``: it records the queries
+  asked and fails on the test's command.
 * ``alertmanager_factory``: ``await alertmanager_factory(webhook_base_url, **kwargs)`` returns
   a started ``AlertmanagerServer`` whose webhook goes to ``<webhook_base_url>/alertmanager``.
 
@@ -21,6 +23,7 @@ import pytest
 
 from tests.support.alertmanager_server import AlertmanagerFactory, AlertmanagerServer
 from tests.support.fake_service import FakeService
+from tests.support.fault_proxy import FaultProxy
 from tests.support.prometheus_server import PrometheusFactory, PrometheusServer
 
 
@@ -56,6 +59,14 @@ async def prometheus(
     fake_service: FakeService, prometheus_factory: PrometheusFactory
 ) -> PrometheusServer:
     return await prometheus_factory([fake_service.target])
+
+
+@pytest.fixture
+async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
+    proxy = FaultProxy(prometheus.url)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
 
 
 @pytest.fixture

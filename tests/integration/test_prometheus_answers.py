@@ -4,15 +4,11 @@ exception and never a value; a real Prometheus behind the same proxy is measured
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from bot.domain.assess import Measurement
 from bot.prometheus import MAX_ANSWER_BYTES, PrometheusSource
 from tests.support.fault_proxy import GARBAGE, Answer, FaultProxy, success
-from tests.support.prometheus_server import PrometheusServer
 
 EXPECTED = {  # words each answer's error holds
     "html page": "not its API's JSON",
@@ -30,14 +26,6 @@ EXPECTED = {  # words each answer's error holds
 }
 
 
-@pytest.fixture
-async def proxy(prometheus: PrometheusServer) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(prometheus.url)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
-
-
 async def test_every_kind_of_garbage_is_source_down_with_the_reason(proxy: FaultProxy) -> None:
     assert set(EXPECTED) == {a.name for a in GARBAGE}
     source = PrometheusSource(proxy.url, timeout=5)
@@ -50,6 +38,13 @@ async def test_every_kind_of_garbage_is_source_down_with_the_reason(proxy: Fault
         now = datetime.now(UTC)
         series = await source.series("up", now - timedelta(minutes=5), now, timedelta(seconds=15))
         assert series.error and series.points == (), (answer.name, series)
+        # A batch over many flags: SOURCE_DOWN for every one of them, with the reason.
+        grouped = await source.measure_grouped('sum by (flag) (up{flag=~"a|b"})', "flag")
+        assert grouped.error and grouped.values == {}, (answer.name, grouped)
+        assert len(grouped.error) < 600, answer.name
+        assert grouped.measurement("a") == grouped.measurement("b") == Measurement.down(
+            grouped.error
+        )
 
 
 async def test_a_huge_answer_without_a_length_is_not_read_to_the_end(proxy: FaultProxy) -> None:

@@ -10,6 +10,7 @@
     proxy.seen                   # how many requests each mode answered
     proxy.hold_next("/api/v1/query")   # the next such request waits until `release()`
     proxy.arrivals               # (monotonic time, path) of every request, as it arrived
+    proxy.queries                # the instant queries asked, in order (PromQL text)
 
 Everything it answers is real HTTP on a real socket; only what is said is chosen.
 """
@@ -74,6 +75,7 @@ class FaultProxy:
         self.delay = 0.0
         self._answers: Iterator[Answer] = iter(())
         self.seen: collections.Counter[str] = collections.Counter()
+        self.queries: list[str] = []
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._port = 0
@@ -143,6 +145,9 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.arrivals.append((asyncio.get_running_loop().time(), request.path))
+        if request.path == "/api/v1/query":  # in the URL (GET) or the form body (POST)
+            form = await request.post() if request.method == "POST" else {}
+            self.queries.append(str(request.query.get("query") or form.get("query") or ""))
         if self._hold_path is not None and request.path == self._hold_path:
             self._hold_path = None
             self._held.set()
