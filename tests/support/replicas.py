@@ -40,7 +40,7 @@ WAIT = 60.0  # the longest any condition is waited for
 GATE_QUERY = "/api/v1/query"  # what a gate tick asks Prometheus (instant queries)
 
 FLAG = "checkout_v3"
-GATE_TIMER = "gates:checkout"
+GATE_TIMER = "gates"  # the one timer of the gate tick, for every rollout
 ERROR_RATIO = (
     'sum(rate(http_requests_total{flag="{flag}",code="500"}[5s]))'
     ' / sum(rate(http_requests_total{flag="{flag}"}[5s]))'
