@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager chromium wrk
-CONFIG ?= examples/genesis-phase4.yml
+CONFIG ?= bot/examples/genesis-phase4.yml
 
 .PHONY: run serve test lint unit bench chaos system-packages clean
 

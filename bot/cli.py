@@ -1,4 +1,4 @@
-"""`rollout-bot serve | demo | check-config FILE | rehearse --config FILE NAME`."""
+"""`rollout-bot serve | demo | init [FILE] | check-config FILE | rehearse --config FILE NAME`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from bot import examples
 from bot.config import Config, load_config
 from bot.domain.assess import GateRule
 from bot.domain.batched_query import Batched, plan
@@ -16,7 +18,10 @@ from bot.domain.durations import format_duration
 from bot.domain.plans import Tier
 from bot.domain.policy import Policy
 from bot.errors import ConfigError
+from bot.files import create_file, replace_file
 from bot.settings import Settings
+
+STARTER_FILE = "rollout-bot.yml"  # what `rollout-bot init` writes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,11 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser(
         "demo",
         help="watch a week of rollout in a minute: no Slack, no Prometheus needed",
-        description="Runs examples/genesis-phase4.yml in compressed time on a temporary "
+        description="Runs the built-in example genesis-phase4.yml (`rollout-bot init "
+        "--example genesis-phase4` writes it out) in compressed time on a temporary "
         "SQLite file, with simulated metrics and the local Slack stand-in, and prints what "
         "#deployments and the on-call DMs would show.",
     )
-    demo.add_argument("--config", help="YAML config (default: examples/genesis-phase4.yml)")
+    demo.add_argument(
+        "--config", help="YAML config (default: the built-in example genesis-phase4.yml)"
+    )
     demo.add_argument(
         "--speed",
         type=float,
@@ -62,6 +70,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--all-checkpoints", action="store_true", help="print every checkpoint summary"
     )
+
+    init = sub.add_parser(
+        "init",
+        help="write a starter config to edit (default: rollout-bot.yml here)",
+        description="Writes one of the example configs that ship with the bot: minimal (one "
+        "rollout on the built-in safe plan, advanced by hand) or genesis-phase4 (the demo's: "
+        "its own plan, tiered gates, roles, an on-call chain).",
+    )
+    init.add_argument(
+        "file", nargs="?", default=STARTER_FILE, help=f"where to write it ({STARTER_FILE})"
+    )
+    init.add_argument(
+        "--example", choices=examples.names(), default=examples.STARTER,
+        help=f"which example ({examples.STARTER})",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
     check = sub.add_parser("check-config", help="validate a config and print each plan")
     check.add_argument("file")
@@ -90,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.file)
     if args.command == "demo":
         return demo_command(args)
+    if args.command == "init":
+        return init_command(args.file, args.example, force=args.force)
     return serve_command(args)
 
 
@@ -184,8 +210,6 @@ def describe_gate(rule: GateRule) -> str:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from bot.demo import scenario as demo
 
     options = demo.Options(
@@ -209,6 +233,32 @@ def demo_command(args: argparse.Namespace) -> int:
         return 130
 
 
+def init_command(file: str, example: str, *, force: bool = False) -> int:
+    path = Path(file)
+    data = examples.text(example).encode()
+    try:
+        if force:
+            replace_file(path, data)
+        else:
+            create_file(path, data)
+    except FileExistsError:
+        print(
+            f"{path} already exists; nothing written. To replace it: rollout-bot init "
+            f"{file} --force; or write another: rollout-bot init other.yml",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:
+        print(f"{path}: cannot write: {exc.strerror}; nothing written", file=sys.stderr)
+        return 1
+    print(
+        f"Wrote {path} (the {example} example). Edit it, then:\n"
+        f"  rollout-bot check-config {file}     validates it and prints each plan\n"
+        f"  rollout-bot serve --config {file}   runs the bot"
+    )
+    return 0
+
+
 def serve_command(args: argparse.Namespace) -> int:
     from bot.app import RolloutBot  # the server's imports are heavy; check-config skips them
     from bot.clock import FileClock
@@ -223,7 +273,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if not path:
         print(
             "No config: pass --config FILE or set ROLLOUT_CONFIG "
-            "(examples/minimal.yml is a start).",
+            f"(`rollout-bot init` writes {STARTER_FILE} to start from).",
             file=sys.stderr,
         )
         return 2

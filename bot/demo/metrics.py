@@ -16,8 +16,8 @@ asks for, from the metric names Prometheus would hold:
 | `http_request_duration_seconds` (e.g. in `histogram_quantile(0.95, …)`) | `p95_latency` |
 | `test_passed_total` (over `test_run_total`) | `test_pass_rate` |
 
-and the flag from its `flag="…"` matcher. That covers the gates of
-`examples/genesis-phase4.yml`; a query it cannot place is answered like a query Prometheus
+and the flag from its `flag="…"` matcher. That covers the gates of the built-in example
+genesis-phase4.yml (bot/examples/); a query it cannot place is answered like a query Prometheus
 refuses (SOURCE_DOWN, with the reason), never with a made-up number.
 
 It implements the same `MetricsSource.measure` (an instant query, at the clock's now) and

@@ -35,13 +35,14 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
 
+from bot import examples
 from bot.app import RolloutBot
 from bot.clock import ScaledClock
 from bot.config import Config, load_config
@@ -78,15 +79,6 @@ NAMES = {
 }
 
 
-def default_config_path() -> Path:
-    """examples/genesis-phase4.yml of the working directory, else of the checkout."""
-    relative = Path("examples/genesis-phase4.yml")
-    if relative.exists():
-        return relative
-    here = Path(__file__).resolve().parent.parent / relative
-    return here if here.exists() else relative
-
-
 class DemoClock(ScaledClock):
     """A `ScaledClock` that stands still inside `stopped()`: for work whose real duration,
     multiplied by the demo's speed, would misrepresent how long it takes."""
@@ -121,7 +113,7 @@ def demo_config(config: Config, interval: timedelta = DEMO_INTERVAL) -> Config:
 
 @dataclass
 class Options:
-    config: Path = field(default_factory=default_config_path)
+    config: Path | None = None  # None: the built-in genesis-phase4 example
     speed: float = DEFAULT_SPEED
     breach: bool = True
     interactive: bool = False
@@ -406,7 +398,8 @@ class Demo:
     def __init__(self, options: Options, out: TextIO = sys.stdout) -> None:
         self.options = options
         self.out = out
-        self.config = demo_config(load_config(options.config), options.interval)
+        config = load_config(options.config) if options.config else examples.load(examples.DEMO)
+        self.config = demo_config(config, options.interval)
         # Real time while the bot starts (migrations and all), compressed once it is up.
         self.clock = DemoClock(1.0, start=START)
         self.service_model = SimulatedService(self.clock, seed=options.seed)
@@ -508,7 +501,8 @@ class Demo:
         day = WEEK.total_seconds() / opts.speed / 7
         lines = [
             "rollout-bot demo — what #deployments and the on-call DMs would show",
-            f"config    {opts.config} · rollout {spec.name} (flag {spec.flag})",
+            f"config    {opts.config or examples.source(examples.DEMO)}"
+            f" · rollout {spec.name} (flag {spec.flag})",
             f"plan      {spec.plan.name}: {stages} · advance {spec.advance.value}",
             f"gates     {', '.join(spec.gates)} · tiers canary ≤ 10 % < progressive ≤ 50 % "
             "< final",

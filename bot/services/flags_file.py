@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain.exposure import flags_document
 from bot.domain.flagd import flagd_document
 from bot.domain.rollout import RolloutSpec
+from bot.files import replace_file
 from bot.services.rollouts import status_of
 from storage.repository import Repository
 
@@ -48,26 +47,7 @@ async def read_flagd_document(
 
 def write_atomically(path: Path, document: Mapping[str, Any]) -> None:
     """Readers see the old file or the new one, never a half-written one."""
-    data = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    replace_file(path, json.dumps(document, indent=2, sort_keys=True).encode() + b"\n")
 
 
 class FlagsFile:

@@ -74,7 +74,7 @@ def test_the_demo_runs_the_genesis_rollout_to_a_rollback_and_an_acknowledged_pag
     assert elapsed < 90
     transcript = output.split(INTERACTIVE, 1)[0]
     assert "dashboard http://127.0.0.1:" in transcript
-    assert "config    examples/genesis-phase4.yml ·" in transcript
+    assert "config    genesis-phase4.yml (built-in example) ·" in transcript
     assert_in_order(
         transcript,
         "Cora in #deployments: /rollout start phase-4",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import examples
 from bot.cli import main
 from bot.config import load_config, parse_config
 from bot.domain.plans import BUILTIN_PLANS, Tier
@@ -30,9 +31,10 @@ def test_the_design_example_loads_as_is() -> None:
     assert [lvl.user for lvl in config.oncall.chain] == ["U0FORGE", "U0HUDSON", "U0CORA"]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yml")))
-def test_examples_load(path: Path) -> None:
+@pytest.mark.parametrize("path", sorted((ROOT / "bot" / "examples").glob("*.yml")), ids=str)
+def test_each_example_loads_from_the_package_by_its_name(path: Path) -> None:
     assert load_config(path).rollouts
+    assert examples.load(path.stem).rollouts == load_config(path).rollouts
 
 
 def test_builtin_plans_match_the_field_reports() -> None:
@@ -98,7 +100,7 @@ def test_errors_name_the_field_and_the_line(text: str, expected: str) -> None:
 
 
 def test_check_config_prints_each_rollouts_stages(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(ROOT / "examples" / "genesis-phase4.yml")]) == 0
+    assert main(["check-config", str(ROOT / "bot" / "examples" / "genesis-phase4.yml")]) == 0
     out = capsys.readouterr().out
     assert "phase-4: flag phase_4_deployment, plan genesis-safe (7d in all)" in out
     assert "stage 1:   5 % for 1d, switches on otel_enabled, error_handling_enabled" in out

@@ -17,7 +17,7 @@ from bot.demo.metrics import (
     recognise,
 )
 
-GENESIS = Path(__file__).resolve().parents[2] / "examples" / "genesis-phase4.yml"
+GENESIS = Path(__file__).resolve().parents[2] / "bot" / "examples" / "genesis-phase4.yml"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 FLAG = "phase_4_deployment"
 
