@@ -1,8 +1,10 @@
 """Delivers queued Slack messages: in order per channel, with retries, backoff and 429 waits.
 
 A message is leased before it is sent and marked delivered after, so a crashed bot
-delivers it after restart. Delivery is at least once: a crash in the instant between
-Slack accepting a message and the mark being written would send it again.
+delivers it after restart. A post whose answer was lost (a dropped connection, a timeout,
+a 5xx, a crash before the mark) is looked for in the conversation before it is posted
+again (`bot.services.posted`), so it shows once. Edits (`chat.update`) are retried as they
+are: the same edit made twice shows the same message.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.errors import DeliveryFailed
 from bot.metrics import Metrics
+from bot.services.posted import Posted, PostOnce
 from bot.services.waiting import wait_until_due
 from storage.models import OutboxRow
 from storage.repository import Repository
@@ -70,6 +73,7 @@ class OutboxWorker:
         self.clock = clock
         self.metrics = metrics
         self.poll_seconds = poll_seconds
+        self.posts = PostOnce(client, sessions, clock, metrics)
         self.kick = asyncio.Event()
         self.stopping = False  # set by `drain`: finish the pass in flight, then return
 
@@ -145,6 +149,12 @@ class OutboxWorker:
 
     # --- senders, one per kind of message ---------------------------------------------
 
+    async def post(
+        self, row: OutboxRow, *, channel: str, thread_ts: str | None = None, **fields: Any
+    ) -> Posted:
+        """`chat.postMessage` of `row`, once: see `bot.services.posted`."""
+        return await self.posts.post(row, channel=channel, thread_ts=thread_ts, **fields)
+
     async def _thread_target(self, row: OutboxRow) -> tuple[str | None, str | None]:
         if row.rollout is None:
             return None, None
@@ -155,19 +165,18 @@ class OutboxWorker:
         return rollout.thread_channel, rollout.thread_ts
 
     async def _post_parent(self, row: OutboxRow) -> None:
-        response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
+        posted = await self.post(row, channel=row.channel, **_message(row))
         if row.rollout is not None:
             async with self.sessions() as session, session.begin():
-                await Repository(session).set_thread(
-                    row.rollout, str(response["channel"]), str(response["ts"])
-                )
+                await Repository(session).set_thread(row.rollout, posted.channel, posted.ts)
 
     async def _post_reply(self, row: OutboxRow) -> None:
         channel, ts = await self._thread_target(row)
         if channel is None or ts is None:
             await self._post_parent(row)  # no thread yet: this message starts one
             return
-        await self.client.chat_postMessage(
+        await self.post(
+            row,
             channel=channel,
             thread_ts=ts,
             reply_broadcast=bool(row.payload.get("reply_broadcast")),
@@ -187,12 +196,12 @@ class OutboxWorker:
 
     async def _post_message(self, row: OutboxRow) -> None:
         """A plain message; with a `ref`, where it landed is kept for later replies."""
-        response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
+        posted = await self.post(row, channel=row.channel, **_message(row))
         ref = row.payload.get("ref")
         if ref:
             async with self.sessions() as session, session.begin():
                 await Repository(session).remember_message(
-                    ref, str(response["channel"]), str(response["ts"]), self.clock.now()
+                    ref, posted.channel, posted.ts, self.clock.now()
                 )
 
     async def _upload_file(self, row: OutboxRow) -> None:
