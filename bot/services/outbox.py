@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.errors import DeliveryFailed
 from bot.metrics import Metrics
-from bot.services.posted import Posted, PostOnce
+from bot.services.posted import Posted, PostOnce, may_have_posted
 from bot.services.waiting import wait_until_due
 from storage.models import OutboxRow
 from storage.repository import Repository
@@ -140,7 +140,10 @@ class OutboxWorker:
             log.warning(
                 "outbox message %s failed (%s); retrying in %.0fs", row.id, failure.error, delay
             )
-            await repo.outbox_retry(row.id, now + timedelta(seconds=delay), failure.error)
+            error = failure.error
+            if error == "ratelimited" and may_have_posted(row):  # still: look before posting
+                error = f"ratelimited, after {row.last_error or 'an unfinished attempt'}"
+            await repo.outbox_retry(row.id, now + timedelta(seconds=delay), error)
 
     async def _wait(self) -> None:
         async with self.sessions() as session:

@@ -62,9 +62,10 @@ def metadata_of(row: OutboxRow) -> dict[str, Any]:
 
 
 def may_have_posted(row: OutboxRow) -> bool:
-    """Whether an earlier attempt at `row` may have been carried out by Slack: anything but
-    a first try, or a retry after a 429 (Slack refused it, posting nothing). A lease still
-    set when the row was claimed means the worker that held it stopped mid-delivery."""
+    """Whether an earlier attempt at `row` may have been carried out by Slack: any retry
+    but one after nothing but 429s (Slack refused those, posting nothing; the outbox notes
+    a 429 that follows another failure as `ratelimited, after …`). A lease still set when
+    the row was claimed means the worker that held it stopped mid-delivery."""
     return row.lease_until is not None or (row.attempts > 0 and row.last_error != "ratelimited")
 
 

@@ -541,6 +541,7 @@ class SlackStandIn:
         self._delays: dict[str, float] = {}
         self._down = False
         self._faults: SlackFaults | None = None
+        self._answers_to_lose: dict[str, int] = {}
         self._last_ts_us = 0
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
@@ -655,6 +656,11 @@ class SlackStandIn:
     def delay(self, method: str, seconds: float) -> None:
         """Make every call to ``method`` take ``seconds`` before answering (0 to undo)."""
         self._delays[method] = seconds
+
+    def lose_next_answer(self, method: str, *, times: int = 1) -> None:
+        """Carry out the next ``times`` successful calls to ``method``, then drop the
+        connection instead of answering: the message is posted, the caller hears nothing."""
+        self._answers_to_lose[method] = self._answers_to_lose.get(method, 0) + times
 
     def inject_faults(self, faults: SlackFaults | None) -> SlackFaults | None:
         """From now on, fail calls at random as `faults` says (5xx, bursts of 429, answers
@@ -871,10 +877,14 @@ class SlackStandIn:
             reply = await self._answer(
                 method, lambda: self._call_method(method, params, token), params
             )
-        lost = faults is not None and outcome is Outcome.LOSE_ANSWER and not reply.failed
-        self._record(method, params, request, received_at, reply, answer_lost=lost)
-        if lost and faults is not None and request.transport is not None:
+        drawn = faults is not None and outcome is Outcome.LOSE_ANSWER
+        lost = not reply.failed and (drawn or self._answers_to_lose.get(method, 0) > 0)
+        if lost and not drawn:
+            self._answers_to_lose[method] -= 1
+        elif lost and faults is not None:
             faults.answers_lost += 1
+        self._record(method, params, request, received_at, reply, answer_lost=lost)
+        if lost and request.transport is not None:
             request.transport.abort()  # Slack did it; the caller hears nothing back
         return reply.to_response()
 
