@@ -94,3 +94,24 @@ async def test_a_lost_page_is_found_in_the_dm_and_remembered_where_it_landed(
         ref = await Repository(session).message_ref("test-page")
     assert ref is not None and (ref.channel, ref.ts) == (standin.channel_id("U0FORGE"), page["ts"])
     assert len(standin.calls_to("chat.postMessage")) == 1  # it was never posted again
+
+
+async def test_a_429_after_an_unanswered_attempt_still_reads_back_before_posting(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(TWO_ROLLOUTS)
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start phase-4")
+    await delivered(bot, standin, 2)
+    standin.fail_next("chat.postMessage", status=500)  # Slack may have posted it, or not
+    standin.fail_next("chat.postMessage", status=429, retry_after=1)
+    await cora.say("advance next phase-4 force right after the start")
+    await delivered(bot, standin, 3)
+    attempts = [c.status for c in standin.calls_to("chat.postMessage")][2:]
+    assert attempts == [500, 429, 200]
+    # Read back before the second attempt and again before the third: the 429 said
+    # nothing of whether the first one had posted.
+    assert len(standin.calls_to("conversations.replies")) == 2
+    assert [t for t in texts(standin, "#deployments") if "advanced" in t] == [
+        "<@U0CORA> advanced phase-4 5 % → 10 %"
+    ]
