@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE = "rollout_bot_outbox"
 PAGE = 200  # messages a read returns at once
-PAGES = 5  # how far back a lookup reads: the message, if posted, is among the newest
+# How many pages a lookup reads: the top of a conversation comes newest first, and the
+# message, if posted, is among the newest; a thread comes oldest first, read to its end.
+HISTORY_PAGES, THREAD_PAGES = 5, 25
 # Answers to a read that no retry changes: the message cannot be looked for.
 UNREADABLE = frozenset(
     {"missing_scope", "not_in_channel", "channel_not_found", "not_allowed_token_type"}
@@ -125,7 +127,7 @@ class PostOnce:
     ) -> Posted | None:
         wanted = metadata_of(row)
         cursor = ""
-        for _ in range(PAGES):
+        for _ in range(HISTORY_PAGES if thread_ts is None else THREAD_PAGES):
             args: dict[str, Any] = {
                 "channel": conversation,
                 "include_all_metadata": True,

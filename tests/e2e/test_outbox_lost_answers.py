@@ -115,3 +115,22 @@ async def test_a_429_after_an_unanswered_attempt_still_reads_back_before_posting
     assert [t for t in texts(standin, "#deployments") if "advanced" in t] == [
         "<@U0CORA> advanced phase-4 5 % → 10 %"
     ]
+
+
+async def test_a_lost_post_is_found_behind_a_page_of_newer_messages(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    bot = await make_bot(TWO_ROLLOUTS)
+    cora = SlackUser(http, bot, "U0CORA")
+    await cora.say("start phase-4")
+    await delivered(bot, standin, 2)
+    standin.lose_next_answer("chat.postMessage")
+    await cora.say("start search-v2")
+    await standin.wait_for("chat.postMessage", lambda c: c.answer_lost, timeout=60)
+    for i in range(250):  # people talk in the channel before the retry, a second later
+        standin.seed_message("#deployments", f"chatter {i}")
+    await delivered(bot, standin, 4)
+    pages = standin.calls_to("conversations.history")
+    assert len(pages) == 2 and pages[1].params["cursor"], [p.describe() for p in pages]
+    parents = [m for m in standin.messages("#deployments") if "search-v2:" in str(m["text"])]
+    assert len(parents) == 1
