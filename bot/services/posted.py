@@ -26,6 +26,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -176,11 +177,14 @@ class PostOnce:
             return
         if self.channel_ids.get(channel) == channel_id:
             return
-        async with self.sessions() as session, session.begin():
-            await Repository(session).remember_message(
-                CHANNEL_REF + channel, channel_id, "", self.clock.now()
-            )
         self.channel_ids[channel] = channel_id
+        try:  # kept for the next start; the post itself is done whether this is or not
+            async with self.sessions() as session, session.begin():
+                await Repository(session).remember_message(
+                    CHANNEL_REF + channel, channel_id, "", self.clock.now()
+                )
+        except SQLAlchemyError:
+            log.warning("could not keep %s's ID %s for later", channel, channel_id, exc_info=True)
 
 
 def _field(response: Any, name: str) -> Mapping[str, Any]:
