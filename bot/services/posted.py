@@ -45,9 +45,9 @@ HISTORY_PAGES, THREAD_PAGES = 5, 25
 UNREADABLE = frozenset(
     {"missing_scope", "not_in_channel", "channel_not_found", "not_allowed_token_type"}
 )
-CHANNEL_REF = "channel-id:"
+CHANNEL_REF = "channel-id:"  # the message_refs row that keeps a channel name's ID
 CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
-USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")  # message_refs row that keeps a channel name's ID
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 @dataclass(frozen=True)
