@@ -120,7 +120,10 @@ class OutboxWorker:
             await self._failed(row, DeliveryFailed(f"{type(exc).__name__}: {exc}"))
         else:
             async with self.sessions() as session, session.begin():
-                await Repository(session).outbox_done(row.id, self.clock.now())
+                repo = Repository(session)
+                await repo.outbox_done(row.id, self.clock.now())
+                learnt = await self.posts.keep(repo)  # channel IDs, for the next start
+            self.posts.kept(learnt)
             self.metrics.deliveries.inc()
 
     async def _failed(self, row: OutboxRow, failure: DeliveryFailed) -> None:

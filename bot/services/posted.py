@@ -26,7 +26,6 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -82,6 +81,7 @@ class PostOnce:
     ) -> None:
         self.client, self.sessions, self.clock, self.metrics = client, sessions, clock, metrics
         self.channel_ids: dict[str, str] = {}  # a channel's name in the config → its ID
+        self.unsaved: dict[str, str] = {}  # of those, the ones not in the database yet
 
     async def post(
         self, row: OutboxRow, *, channel: str, thread_ts: str | None = None, **fields: Any
@@ -99,7 +99,7 @@ class PostOnce:
             channel=channel, metadata=metadata_of(row), **fields
         )
         posted = Posted(str(response["channel"]), str(response["ts"]))
-        await self._learn(channel, posted.channel)
+        self._learn(channel, posted.channel)
         return posted
 
     async def find(self, row: OutboxRow, channel: str, thread_ts: str | None) -> Posted | None:
@@ -171,20 +171,27 @@ class PostOnce:
             return known.channel
         return None
 
-    async def _learn(self, channel: str, channel_id: str) -> None:
-        """Remember a channel name's ID, once, from Slack's answer to a post there."""
+    def _learn(self, channel: str, channel_id: str) -> None:
+        """Note a channel name's ID from Slack's answer to a post there; it is kept in the
+        database with the delivery's mark (`keep`)."""
         if channel == channel_id or USER_ID.match(channel):
             return
-        if self.channel_ids.get(channel) == channel_id:
-            return
-        self.channel_ids[channel] = channel_id
-        try:  # kept for the next start; the post itself is done whether this is or not
-            async with self.sessions() as session, session.begin():
-                await Repository(session).remember_message(
-                    CHANNEL_REF + channel, channel_id, "", self.clock.now()
-                )
-        except SQLAlchemyError:
-            log.warning("could not keep %s's ID %s for later", channel, channel_id, exc_info=True)
+        if self.channel_ids.get(channel) != channel_id:
+            self.channel_ids[channel] = channel_id
+            self.unsaved[channel] = channel_id
+
+    async def keep(self, repo: Repository) -> dict[str, str]:
+        """Write the channel IDs learnt since the last call, in the caller's transaction;
+        `kept` once it committed."""
+        learnt = dict(self.unsaved)
+        for channel, channel_id in learnt.items():
+            await repo.remember_message(CHANNEL_REF + channel, channel_id, "", self.clock.now())
+        return learnt
+
+    def kept(self, learnt: Mapping[str, str]) -> None:
+        for channel, channel_id in learnt.items():
+            if self.unsaved.get(channel) == channel_id:
+                del self.unsaved[channel]
 
 
 def _field(response: Any, name: str) -> Mapping[str, Any]:
