@@ -45,10 +45,15 @@ class SlackFaults:
     answered_429: int = 0
     answers_lost: int = 0
     _burst_left: dict[str, int] = field(default_factory=dict)
+    _burst_now: set[str] = field(default_factory=set)
     _random: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
+
+    def start_burst(self, method: str) -> None:
+        """Make the next call to `method` start a burst of 429s, whatever the draw."""
+        self._burst_now.add(method)
 
     def draw(self, method: str) -> Outcome:
         """What happens to this call to `method`."""
@@ -56,7 +61,9 @@ class SlackFaults:
             return Outcome.ANSWER
         self.calls += 1
         left = self._burst_left.get(method, 0)
-        if left == 0 and self._random.random() < self.burst_rate:
+        forced = method in self._burst_now
+        self._burst_now.discard(method)
+        if left == 0 and (self._random.random() < self.burst_rate or forced):
             self.bursts += 1
             left = self.burst_length
         if left > 0:

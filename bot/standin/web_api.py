@@ -541,7 +541,7 @@ class SlackStandIn:
         self._delays: dict[str, float] = {}
         self._down = False
         self._faults: SlackFaults | None = None
-        self._answers_to_lose: dict[str, int] = {}
+        self._answers_to_lose: list[tuple[str, str | None]] = []
         self._last_ts_us = 0
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
@@ -657,10 +657,11 @@ class SlackStandIn:
         """Make every call to ``method`` take ``seconds`` before answering (0 to undo)."""
         self._delays[method] = seconds
 
-    def lose_next_answer(self, method: str, *, times: int = 1) -> None:
-        """Carry out the next ``times`` successful calls to ``method``, then drop the
-        connection instead of answering: the message is posted, the caller hears nothing."""
-        self._answers_to_lose[method] = self._answers_to_lose.get(method, 0) + times
+    def lose_next_answer(self, method: str, *, times: int = 1, channel: str | None = None) -> None:
+        """Carry out the next ``times`` successful calls to ``method`` (with ``channel``,
+        only those whose ``channel`` argument is that), then drop the connection instead
+        of answering: the message is posted, the caller hears nothing."""
+        self._answers_to_lose.extend([(method, channel)] * times)
 
     def inject_faults(self, faults: SlackFaults | None) -> SlackFaults | None:
         """From now on, fail calls at random as `faults` says (5xx, bursts of 429, answers
@@ -878,10 +879,18 @@ class SlackStandIn:
                 method, lambda: self._call_method(method, params, token), params
             )
         drawn = faults is not None and outcome is Outcome.LOSE_ANSWER
-        lost = not reply.failed and (drawn or self._answers_to_lose.get(method, 0) > 0)
-        if lost and not drawn:
-            self._answers_to_lose[method] -= 1
-        elif lost and faults is not None:
+        asked = next(
+            (
+                entry
+                for entry in self._answers_to_lose
+                if entry[0] == method and entry[1] in (None, str(params.get("channel", "")))
+            ),
+            None,
+        )
+        lost = not reply.failed and (drawn or asked is not None)
+        if lost and asked is not None:
+            self._answers_to_lose.remove(asked)
+        if lost and faults is not None:
             faults.answers_lost += 1
         self._record(method, params, request, received_at, reply, answer_lost=lost)
         if lost and request.transport is not None:

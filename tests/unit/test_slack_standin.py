@@ -743,3 +743,26 @@ async def test_history_and_replies_come_in_pages(client: AsyncWebClient) -> None
     assert await read_all(client.conversations_replies, ts=parent["ts"]) == [
         "0", "r1", "r2", "r3", "r4", "r5"
     ]
+
+
+async def test_a_burst_of_429s_can_be_started_and_ends_by_itself(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    faults = standin.inject_faults(
+        SlackFaults(server_error_rate=0, burst_rate=0, lost_answer_rate=0, burst_length=3)
+    )
+    assert faults is not None
+    faults.start_burst("chat.postMessage")
+    kinds = [(await outcome(client, f"m{i}"))[0] for i in range(5)]
+    assert kinds == ["api_error"] * 3 + ["ok"] * 2
+    assert (faults.bursts, faults.answered_429) == (1, 3)
+
+
+async def test_a_lost_answer_can_be_meant_for_one_channel(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    standin.lose_next_answer("chat.postMessage", channel="U0FORGE")
+    assert (await outcome(client, "in the channel"))[0] == "ok"
+    with pytest.raises(aiohttp.ClientError):
+        await client.chat_postMessage(channel="U0FORGE", text="a page")
+    assert [m["text"] for m in standin.messages("U0FORGE")] == ["a page"]
