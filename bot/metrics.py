@@ -27,6 +27,13 @@ class Metrics:
         self.deliveries = Counter(
             "rollout_bot_outbox_delivered", "Slack messages delivered", registry=self.registry
         )
+        self.outbox_lookups = Counter(
+            "rollout_bot_outbox_lookups",
+            "Reads of a conversation for a message an earlier attempt may have posted, by "
+            "whether it was there",
+            ["result"],
+            registry=self.registry,
+        )
         self.delivery_failures = Counter(
             "rollout_bot_outbox_delivery_failures",
             "Slack delivery attempts that failed, by error",

@@ -72,15 +72,14 @@ async def _rollout_thread(worker: OutboxWorker, row: OutboxRow) -> tuple[str | N
 async def post_incident(worker: OutboxWorker, row: OutboxRow) -> None:
     channel, thread = await _rollout_thread(worker, row)
     if channel is not None and thread is not None:
-        response = await worker.client.chat_postMessage(
-            channel=channel, thread_ts=thread, **message_fields(row)
-        )
+        posted = await worker.post(row, channel=channel, thread_ts=thread, **message_fields(row))
     else:
-        response = await worker.client.chat_postMessage(channel=row.channel, **message_fields(row))
-    posted_channel, ts = str(response["channel"]), str(response["ts"])
+        posted = await worker.post(row, channel=row.channel, **message_fields(row))
     incident = int(row.payload["incident"])
     await worker.record_sent(
-        lambda repo: Incidents(repo.session).set_message(incident, posted_channel, ts, thread or ts)
+        lambda repo: Incidents(repo.session).set_message(
+            incident, posted.channel, posted.ts, thread or posted.ts
+        )
     )
 
 
@@ -97,9 +96,9 @@ async def update_incident(worker: OutboxWorker, row: OutboxRow) -> None:
 async def reply_incident(worker: OutboxWorker, row: OutboxRow) -> None:
     channel, thread = await _incident(worker, row)
     if channel is None or thread is None:
-        await worker.client.chat_postMessage(channel=row.channel, **message_fields(row))
+        await worker.post(row, channel=row.channel, **message_fields(row))
         return
-    await worker.client.chat_postMessage(channel=channel, thread_ts=thread, **message_fields(row))
+    await worker.post(row, channel=channel, thread_ts=thread, **message_fields(row))
 
 
 async def update_pages(worker: OutboxWorker, row: OutboxRow) -> None:

@@ -1,8 +1,10 @@
 """Delivers queued Slack messages: in order per channel, with retries, backoff and 429 waits.
 
 A message is leased before it is sent and marked delivered after, so a crashed bot
-delivers it after restart. Delivery is at least once: a crash in the instant between
-Slack accepting a message and the mark being written would send it again.
+delivers it after restart. A post whose answer was lost (a dropped connection, a timeout,
+a 5xx, a crash before the mark) is looked for in the conversation before it is posted
+again (`bot.services.posted`), so it shows once. Edits (`chat.update`) are retried as they
+are: the same edit made twice shows the same message.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.errors import DeliveryFailed
 from bot.metrics import Metrics
+from bot.services.posted import Posted, PostOnce, may_have_posted
 from bot.services.waiting import wait_until_due
 from storage.claims import OUTBOX, Claims, claiming, item_name
 from storage.db import unavailable
@@ -29,6 +32,7 @@ from storage.models import OutboxRow
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEASE = timedelta(seconds=60)
 # How long a write recording what Slack already took (delivered, where it landed) keeps
@@ -79,6 +83,7 @@ class OutboxWorker:
         self.clock = clock
         self.metrics = metrics
         self.poll_seconds = poll_seconds
+        self.posts = PostOnce(client, sessions, clock, metrics)
         self.kick = asyncio.Event()
         self.stopping = False  # set by `drain`: finish the pass in flight, then return
 
@@ -132,10 +137,20 @@ class OutboxWorker:
         except (ClientError, TimeoutError, OSError) as exc:
             await self._failed(row, DeliveryFailed(f"{type(exc).__name__}: {exc}"))
         else:
-            await self.record_sent(lambda repo: repo.outbox_done(row.id, self.clock.now()))
+            learnt = await self.record_sent(self._done_and_learnt(row))
+            self.posts.kept(learnt)
             self.metrics.deliveries.inc()
 
-    async def record_sent(self, write: Callable[[Repository], Awaitable[None]]) -> None:
+    def _done_and_learnt(
+        self, row: OutboxRow
+    ) -> Callable[[Repository], Awaitable[dict[str, str]]]:
+        async def write(repo: Repository) -> dict[str, str]:
+            await repo.outbox_done(row.id, self.clock.now())
+            return await self.posts.keep(repo)  # channel IDs learnt, for the next start
+
+        return write
+
+    async def record_sent(self, write: Callable[[Repository], Awaitable[T]]) -> T:
         """Write what follows from a message Slack has taken, in its own transaction. Slack
         cannot take it back, so a busy database (another writer past the busy timeout) is
         waited out rather than left to the lease, whose expiry would send it a second time."""
@@ -145,8 +160,8 @@ class OutboxWorker:
         while True:
             try:
                 async with self.sessions() as session, session.begin():
-                    await write(Repository(session))
-                return
+                    result = await write(Repository(session))
+                return result
             except Exception as exc:
                 if unavailable(exc) != "busy" or loop.time() + pause > deadline:
                     raise
@@ -171,7 +186,10 @@ class OutboxWorker:
             log.warning(
                 "outbox message %s failed (%s); retrying in %.0fs", row.id, failure.error, delay
             )
-            await repo.outbox_retry(row.id, now + timedelta(seconds=delay), failure.error)
+            error = failure.error
+            if error == "ratelimited" and may_have_posted(row):  # still: look before posting
+                error = f"ratelimited, after {row.last_error or 'an unfinished attempt'}"
+            await repo.outbox_retry(row.id, now + timedelta(seconds=delay), error)
 
     async def _wait(self) -> None:
         async with self.sessions() as session:
@@ -179,6 +197,12 @@ class OutboxWorker:
         await wait_until_due(self.clock, next_due, self.kick, self.poll_seconds)
 
     # --- senders, one per kind of message ---------------------------------------------
+
+    async def post(
+        self, row: OutboxRow, *, channel: str, thread_ts: str | None = None, **fields: Any
+    ) -> Posted:
+        """`chat.postMessage` of `row`, once: see `bot.services.posted`."""
+        return await self.posts.post(row, channel=channel, thread_ts=thread_ts, **fields)
 
     async def _thread_target(self, row: OutboxRow) -> tuple[str | None, str | None]:
         if row.rollout is None:
@@ -190,9 +214,9 @@ class OutboxWorker:
         return rollout.thread_channel, rollout.thread_ts
 
     async def _post_parent(self, row: OutboxRow) -> None:
-        response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
+        posted = await self.post(row, channel=row.channel, **_message(row))
         if row.rollout is not None:
-            rollout, channel, ts = row.rollout, str(response["channel"]), str(response["ts"])
+            rollout, channel, ts = row.rollout, posted.channel, posted.ts
             await self.record_sent(lambda repo: repo.set_thread(rollout, channel, ts))
 
     async def _post_reply(self, row: OutboxRow) -> None:
@@ -200,7 +224,8 @@ class OutboxWorker:
         if channel is None or ts is None:
             await self._post_parent(row)  # no thread yet: this message starts one
             return
-        await self.client.chat_postMessage(
+        await self.post(
+            row,
             channel=channel,
             thread_ts=ts,
             reply_broadcast=bool(row.payload.get("reply_broadcast")),
@@ -220,10 +245,10 @@ class OutboxWorker:
 
     async def _post_message(self, row: OutboxRow) -> None:
         """A plain message; with a `ref`, where it landed is kept for later replies."""
-        response = await self.client.chat_postMessage(channel=row.channel, **_message(row))
+        posted = await self.post(row, channel=row.channel, **_message(row))
         ref = row.payload.get("ref")
         if ref:
-            channel, ts = str(response["channel"]), str(response["ts"])
+            channel, ts = posted.channel, posted.ts
             await self.record_sent(
                 lambda repo: repo.remember_message(ref, channel, ts, self.clock.now())
             )

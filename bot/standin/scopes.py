@@ -35,6 +35,16 @@ METHOD_SCOPES: Mapping[str, tuple[str, ...]] = {
     "files.completeUploadExternal": ("files:write",),
 }
 
+# Methods the bot calls on more than public channels, and the scope of each kind it calls
+# them on: reading back its own messages (a post whose answer was lost, see
+# `bot/services/posted.py`) in the channel, a private one, and a person's DM, whose `D…`
+# ID conversations.open gives (reads do not take a user ID).
+CONVERSATION_SCOPES: Mapping[str, tuple[str, ...]] = {
+    "conversations.history": ("channels:history", "groups:history", "im:history"),
+    "conversations.replies": ("channels:history", "groups:history", "im:history"),
+    "conversations.open": ("im:write",),
+}
+
 # Methods called with the app-level token (Socket Mode), whose scope is not a bot scope.
 APP_TOKEN_METHODS: Mapping[str, str] = {"apps.connections.open": "connections:write"}
 
@@ -56,6 +66,10 @@ WHY: Mapping[str, str] = {
     "chat.update": "the thread's parent message, incident messages, answered pages",
     "chat.postEphemeral": "an answer only the clicker sees, where a click had no response_url",
     "chat.getPermalink": "the App Home's link to each rollout's thread",
+    "conversations.history": "finding a message whose answer was lost before posting it again",
+    "conversations.replies": "finding a thread reply whose answer was lost before posting it "
+    "again",
+    "conversations.open": "the DM's ID, to find a page whose answer was lost",
     "users.info": "people's names on the dashboard",
     "usergroups.users.list": "on-call levels that name a user group",
     "views.publish": "the App Home tab",
@@ -73,5 +87,12 @@ def sdk_method(name: str) -> tuple[str, ...]:
 
 def scopes_needed(methods: set[str]) -> set[str]:
     """The bot scopes for calling `methods`: the first scope Slack lists for each (the one
-    for public channels, where a method takes several kinds of conversation)."""
-    return {METHOD_SCOPES[m][0] for m in methods if METHOD_SCOPES.get(m)}
+    for public channels, where a method takes several kinds of conversation), or those of
+    `CONVERSATION_SCOPES` for a method called on several kinds."""
+    needed: set[str] = set()
+    for method in methods:
+        if method in CONVERSATION_SCOPES:
+            needed.update(CONVERSATION_SCOPES[method])
+        elif METHOD_SCOPES.get(method):
+            needed.add(METHOD_SCOPES[method][0])
+    return needed

@@ -8,6 +8,7 @@ failures (429, 5xx, ``ok: false``, slowness, an outage) can be injected.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import hashlib
@@ -26,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.standin.faults import Outcome, SlackFaults
 from bot.standin.scopes import METHOD_SCOPES
 
 JsonDict = dict[str, Any]
@@ -70,10 +72,13 @@ class Call:
     status: int = 200
     error: str | None = None
     response: JsonDict = field(default_factory=dict)  # what the stand-in answered
+    answer_lost: bool = False  # carried out, but the connection dropped before the answer
 
     def describe(self) -> str:
         """A one-line summary, for failure messages."""
         outcome = "ok" if not self.failed else f"FAILED {self.status} {self.error or ''}".strip()
+        if self.answer_lost:
+            outcome += " (answer lost)"
         params = json.dumps(self.params, default=str)
         if len(params) > 120:
             params = params[:117] + "..."
@@ -197,6 +202,46 @@ def _error(error: str, *messages: str) -> JsonDict:
 
 def _stable_suffix(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:10].upper()
+
+
+def _page(messages: list[JsonDict], params: Mapping[str, Any]) -> tuple[list[JsonDict], str]:
+    """One page of `messages` at the request's `cursor`, at most `limit` long (Slack's
+    default 100), and the cursor of the next page ("" on the last)."""
+    limit = max(1, min(int(_text(params, "limit") or 100), 1000))
+    cursor = _text(params, "cursor")
+    start = 0
+    if cursor:
+        with contextlib.suppress(ValueError):
+            start = int(base64.b64decode(cursor).decode().removeprefix("next:"))
+    page = messages[start : start + limit]
+    more = start + limit < len(messages)
+    return page, base64.b64encode(f"next:{start + limit}".encode()).decode() if more else ""
+
+
+def _as_read(messages: list[JsonDict], params: Mapping[str, Any]) -> list[JsonDict]:
+    """Messages as a history read returns them: their metadata only when asked for with
+    `include_all_metadata`."""
+    with_metadata = _text(params, "include_all_metadata").lower() in ("true", "1")
+    read = copy.deepcopy(messages)
+    if not with_metadata:
+        for message in read:
+            message.pop("metadata", None)
+    return read
+
+
+def _metadata_problem(metadata: Any) -> JsonDict | None:
+    """Slack's answer to message metadata that is not an `event_type` and an object of
+    `event_payload`, or None."""
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not metadata["event_type"]
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        return _error("invalid_metadata_format")
+    return None
 
 
 def _maybe_json(key: str, value: Any) -> Any:
@@ -495,6 +540,8 @@ class SlackStandIn:
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
         self._down = False
+        self._faults: SlackFaults | None = None
+        self._answers_to_lose: list[tuple[str, str | None]] = []
         self._last_ts_us = 0
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
@@ -609,6 +656,19 @@ class SlackStandIn:
     def delay(self, method: str, seconds: float) -> None:
         """Make every call to ``method`` take ``seconds`` before answering (0 to undo)."""
         self._delays[method] = seconds
+
+    def lose_next_answer(self, method: str, *, times: int = 1, channel: str | None = None) -> None:
+        """Carry out the next ``times`` successful calls to ``method`` (with ``channel``,
+        only those whose ``channel`` argument is that), then drop the connection instead
+        of answering: the message is posted, the caller hears nothing."""
+        self._answers_to_lose.extend([(method, channel)] * times)
+
+    def inject_faults(self, faults: SlackFaults | None) -> SlackFaults | None:
+        """From now on, fail calls at random as `faults` says (5xx, bursts of 429, answers
+        lost after the call was carried out); None to stop. Returns `faults`, which counts
+        what it did."""
+        self._faults = faults
+        return faults
 
     def set_down(self, down: bool = True) -> None:
         """While down, every API, upload and response_url call answers HTTP 503."""
@@ -774,7 +834,14 @@ class SlackStandIn:
         self._changed = asyncio.Event()
 
     def _record(
-        self, method: str, params: JsonDict, request: web.Request, received_at: float, reply: _Reply
+        self,
+        method: str,
+        params: JsonDict,
+        request: web.Request,
+        received_at: float,
+        reply: _Reply,
+        *,
+        answer_lost: bool = False,
     ) -> None:
         call = Call(
             method=method,
@@ -785,6 +852,7 @@ class SlackStandIn:
             status=reply.status,
             error=reply.error,
             response=reply.body if isinstance(reply.body, dict) else {},
+            answer_lost=answer_lost,
         )
         self.calls.append(call)
         for listener in self.listeners:
@@ -799,8 +867,34 @@ class SlackStandIn:
         params = await _read_params(request)
         token = _bearer_token(request) or _text(params, "token")
         params.pop("token", None)
-        reply = await self._answer(method, lambda: self._call_method(method, params, token), params)
-        self._record(method, params, request, received_at, reply)
+        faults = self._faults
+        outcome = faults.draw(method) if faults is not None else Outcome.ANSWER
+        if faults is not None and outcome is Outcome.SERVER_ERROR:
+            status = faults.server_error()
+            reply = _Reply(f"{status} {HTTPStatus(status).phrase}", status)
+        elif faults is not None and outcome is Outcome.RATE_LIMITED:
+            reply = _Failure(429, faults.retry_after, None, 1).reply()
+        else:
+            reply = await self._answer(
+                method, lambda: self._call_method(method, params, token), params
+            )
+        drawn = faults is not None and outcome is Outcome.LOSE_ANSWER
+        asked = next(
+            (
+                entry
+                for entry in self._answers_to_lose
+                if entry[0] == method and entry[1] in (None, str(params.get("channel", "")))
+            ),
+            None,
+        )
+        lost = not reply.failed and (drawn or asked is not None)
+        if lost and asked is not None:
+            self._answers_to_lose.remove(asked)
+        if lost and faults is not None:
+            faults.answers_lost += 1
+        self._record(method, params, request, received_at, reply, answer_lost=lost)
+        if lost and request.transport is not None:
+            request.transport.abort()  # Slack did it; the caller hears nothing back
         return reply.to_response()
 
     async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
@@ -1017,7 +1111,7 @@ class SlackStandIn:
         channel = self._resolve(params.get("channel"), allow_names=True)
         if channel is None:
             return _error("channel_not_found")
-        problem = self._content_problem(params)
+        problem = self._content_problem(params) or _metadata_problem(params.get("metadata"))
         if problem is not None:
             return problem
         message = self._bot_message(params, self._next_ts())
@@ -1135,8 +1229,15 @@ class SlackStandIn:
         body["channel"] = channel.info()
         return body
 
+    def _conversation(self, params: JsonDict) -> _Channel | None:
+        """The conversation a read names by its ID: a user ID is not one (posting to it
+        reaches the DM, but reading wants the DM's own `D…` ID, from conversations.open)."""
+        if _text(params, "channel")[:1] in ("U", "W"):
+            return None
+        return self._resolve(params.get("channel"), allow_names=False)
+
     def _conversations_history(self, params: JsonDict, token: str) -> JsonDict:
-        channel = self._resolve(params.get("channel"), allow_names=False)
+        channel = self._conversation(params)
         if channel is None:
             return _error("channel_not_found")
         oldest = float(_text(params, "oldest") or 0)
@@ -1147,29 +1248,32 @@ class SlackStandIn:
             if m.get("thread_ts", m["ts"]) == m["ts"] or m.get("subtype") == "thread_broadcast"
         ]
         in_range = [m for m in top_level if oldest < float(m["ts"]) < latest]
-        limit = int(_text(params, "limit") or 100)
+        page, next_cursor = _page(in_range, params)
         return {
             "ok": True,
-            "messages": copy.deepcopy(in_range[:limit]),
-            "has_more": len(in_range) > limit,
+            "messages": _as_read(page, params),
+            "has_more": bool(next_cursor),
             "pin_count": 0,
             "channel_actions_ts": None,
             "channel_actions_count": 0,
-            "response_metadata": {"next_cursor": ""},
+            "response_metadata": {"next_cursor": next_cursor},
         }
 
     def _conversations_replies(self, params: JsonDict, token: str) -> JsonDict:
+        if self._conversation(params) is None:
+            return _error("channel_not_found")
         found = self._existing_message(params)
         if isinstance(found, dict):
             return _error("thread_not_found") if found["error"] == "message_not_found" else found
         channel, parent = found
         ts = parent["ts"]
         thread = [m for m in channel.messages if m["ts"] == ts or m.get("thread_ts") == ts]
+        page, next_cursor = _page(thread, params)
         return {
             "ok": True,
-            "messages": copy.deepcopy(thread),
-            "has_more": False,
-            "response_metadata": {"next_cursor": ""},
+            "messages": _as_read(page, params),
+            "has_more": bool(next_cursor),
+            "response_metadata": {"next_cursor": next_cursor},
         }
 
     def _users_info(self, params: JsonDict, token: str) -> JsonDict:

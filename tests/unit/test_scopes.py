@@ -55,6 +55,7 @@ def test_the_code_calls_these_methods_each_with_documented_scopes() -> None:
         "chat.postMessage", "chat.update", "chat.postEphemeral", "chat.getPermalink",
         "users.info", "usergroups.users.list", "views.publish", "views.open",
         "files.getUploadURLExternal", "files.completeUploadExternal",
+        "conversations.history", "conversations.replies", "conversations.open",
     }, called
     unknown = set(called) - set(METHOD_SCOPES) - set(APP_TOKEN_METHODS)
     assert not unknown, f"add the scopes Slack documents for {unknown} to bot/standin/scopes.py"
@@ -69,19 +70,23 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_code_needs() -> None:
     # Scopes that no method needs are there for a feature of the app.
     assert MANIFEST["features"]["slash_commands"][0]["command"] == "/rollout"  # commands
     assert "conversations.join" not in methods_called()  # it never joins: chat:write.public
-    for never in ("im:write", "channels:read"):
+    for never in ("channels:read", "groups:read", "im:read", "mpim:history"):
         assert never not in bot_scopes()
+    # It reads back its own posts (one whose answer was lost) wherever it posts: a
+    # channel, a private one, a DM, whose ID conversations.open gives.
+    assert {"channels:history", "groups:history", "im:history", "im:write"} <= bot_scopes()
 
 
 def test_direct_messages_show_in_a_read_only_messages_tab() -> None:
     """Pages go by direct message (chat.postMessage to a user ID): they show in the app's
-    Messages tab, which must be on. The bot reads no direct messages (no message.im event,
-    no im:history), so typing there is off."""
+    Messages tab, which must be on. The bot takes nothing typed there (no message.im
+    event), so typing there is off; it reads the DM back only to find a page of its own
+    whose answer was lost (im:history)."""
     app_home = MANIFEST["features"]["app_home"]
     assert app_home["messages_tab_enabled"] is True
     assert app_home["messages_tab_read_only_enabled"] is True
     assert "message.im" not in MANIFEST["settings"]["event_subscriptions"]["bot_events"]
-    assert "im:history" not in bot_scopes()
+    assert "conversations.history" in methods_called()  # what im:history is for
 
 
 def test_the_docs_list_the_same_scopes() -> None:
