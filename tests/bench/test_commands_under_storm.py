@@ -139,11 +139,12 @@ def measured_since(database: Path, moment: datetime) -> int:
 
 async def tick_done(database: Path, tick_at: datetime) -> tuple[int, float]:
     """How many rollouts the tick measured, and in how many seconds: until all are, or the
-    count has not grown for 15 s (a tick that failed, on a database too busy, runs again
-    only after its lease, and the stepped clock stands still)."""
+    count has not grown for 120 s (a tick that failed, on a database too busy, runs again
+    only after its lease, and the stepped clock stands still). The gate does not batch, so
+    the tick asks Prometheus once per rollout before it writes its first chunk."""
     started = last_growth = time.monotonic()
     ticked = 0
-    while ticked < len(ROLLOUTS) and time.monotonic() - last_growth < 15:
+    while ticked < len(ROLLOUTS) and time.monotonic() - last_growth < 120:
         await asyncio.sleep(0.25)
         now_ticked = await asyncio.to_thread(measured_since, database, tick_at)
         if now_ticked > ticked:
@@ -209,18 +210,21 @@ async def test_commands_while_an_alert_storm_and_a_large_tick_run(
             f"{s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.per_second:,.0f} | "
             f"{s.p99_ms / q.p99_ms:.2f}× |"
         )
+    tick = (
+        f"all {len(ROLLOUTS):,} measured within {tick_seconds:.1f} s of the step"
+        if ticked == len(ROLLOUTS)
+        else f"{ticked:,} of them measured, the last {tick_seconds:.1f} s after the step; the "
+        "others' ticks failed on a busy database and wait for their lease"
+    )
     text = "\n".join([
         f"The bot on SQLite with {len(ROLLOUTS):,} started rollouts of one gate each "
-        "(a real Prometheus answers), commands from wrk with 20 in flight for "
-        f"{SECONDS} s each. During the storm: notifications of {PER_NOTIFICATION} alerts "
-        f"paced at {ALERTS_PER_SECOND:,} alerts/s to `/alertmanager` ({storm.sent:,} sent, "
-        f"{storm.taken:,} answered 200, {storm.failed} not; {rate:,.0f} alerts/s taken), "
-        f"and the clock stepped by {int(INTERVAL.total_seconds())} s so that all "
-        f"{len(ROLLOUTS):,} rollouts' gates were due at once ({ticked:,} of them measured, the "
-        f"last {tick_seconds:.1f} s after the step; the others' ticks failed on a busy "
-        "database and wait for their lease)." if ticked < len(ROLLOUTS) else
-        f"{len(ROLLOUTS):,} rollouts' gates were due at once (all measured within "
-        f"{tick_seconds:.1f} s of the step).",
+        "(a real Prometheus answers; the gate does not batch, so one query per rollout), "
+        f"commands from wrk with 20 in flight for {SECONDS} s each. During the storm: "
+        f"notifications of {PER_NOTIFICATION} alerts paced at {ALERTS_PER_SECOND:,} alerts/s "
+        f"to `/alertmanager` ({storm.sent:,} sent, {storm.taken:,} answered 200, "
+        f"{storm.failed} not; {rate:,.0f} alerts/s taken), and the clock stepped by "
+        f"{int(INTERVAL.total_seconds())} s so that all {len(ROLLOUTS):,} rollouts' gates "
+        f"were due at once ({tick}).",
         "",
         *rows,
     ])

@@ -104,7 +104,10 @@ async def test_two_claimers_never_get_the_same_timer(database: str) -> None:
     await add_timers(database, keys)
     first, second = Claimer(database, "one"), Claimer(database, "two")
     try:
-        got: dict[str, list[str]] = {"one": [], "two": []}
+        # Each takes a batch while the other holds one, then both drain the rest at once
+        # (which of them gets more is the machine's business).
+        got = {"one": await first.timers(limit=3), "two": await second.timers(limit=3)}
+        assert len(got["one"]) == len(got["two"]) == 3
 
         async def drain(claimer: Claimer) -> None:
             while batch := await claimer.timers(limit=3):
@@ -113,7 +116,6 @@ async def test_two_claimers_never_get_the_same_timer(database: str) -> None:
         await asyncio.gather(drain(first), drain(second))
         assert not set(got["one"]) & set(got["two"]), got
         assert sorted(got["one"] + got["two"]) == sorted(keys)
-        assert got["one"] and got["two"], "both claimed, concurrently"
         # Each holds what it claimed: neither may claim the other's, nor its own again.
         assert await first.timers() == [] and await second.timers() == []
         assert sorted(first.claims.holding(TIMER)) == sorted(got["one"])
