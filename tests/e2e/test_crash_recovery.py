@@ -3,7 +3,6 @@ after restart, once, with the state intact."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,7 +36,10 @@ async def test_sigkill_before_delivery_then_restart_delivers_once(
         assert status == 200
         assert "phase-4 is now progressing at 5 %" in reply["text"]
         await standin.wait_for("chat.postMessage")  # one delivery attempt failed
-        await asyncio.sleep(0.3)  # its retry is written
+        await bot_process.until(  # and its retry is written
+            "SELECT attempts FROM outbox WHERE delivered_at IS NULL AND last_error != ''",
+            lambda rows: len(rows) >= 1,
+        )
         await bot_process.kill()
 
         standin.set_down(False)
@@ -47,7 +49,11 @@ async def test_sigkill_before_delivery_then_restart_delivers_once(
         )
         async with http.get(f"{bot_process.url}/api/rollouts/phase-4") as response:
             state = await response.json()
-    await asyncio.sleep(1.5)  # time for a duplicate, if there were to be one
+    # Every queued message is marked delivered: nothing is left that could be sent again.
+    await bot_process.until(
+        "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL",
+        lambda rows: rows == [(0,)],
+    )
     texts = [c.params["text"] for c in standin.calls_to("chat.postMessage") if not c.failed]
     assert texts == [
         "phase-4: progressing at 5 %",

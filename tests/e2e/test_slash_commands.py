@@ -209,7 +209,7 @@ async def test_roles_refuse_and_say_who_may(
     assert "You may not force an advance of phase-4: that needs a lead." in reply
     assert "Who may: <@U0CORA>." in reply
     assert "*phase-4* (phase_4_deployment) · progressing at 5 %" in await stranger.say("status")
-    await asyncio.sleep(0.3)
+    await settle(bot)  # everything queued has reached Slack: nothing more is coming
     posted = [c.params["text"] for c in standin.calls_to("chat.postMessage")]
     assert posted == [
         "phase-4: progressing at 5 %",
@@ -366,7 +366,7 @@ async def assert_nothing_changed(
 ) -> None:
     state = await api(http, bot, "/api/rollouts/phase-4")
     assert (state["state"], state["version"], state["events"]) == ("pending", 0, [])
-    await asyncio.sleep(0.2)
+    await settle(bot)  # nothing queued that could still reach Slack
     assert standin.calls_to("chat.postMessage") == []
 
 
@@ -383,7 +383,7 @@ async def test_slack_retries_act_once(
     state = await api(http, bot, "/api/rollouts/phase-4")
     assert (state["version"], len(state["events"])) == (1, 1)
     await thread_texts(standin, 1)
-    await asyncio.sleep(0.3)
+    await settle(bot)  # nothing queued that could still reach Slack
     assert len(standin.calls_to("chat.postMessage")) == 2  # the parent and one reply
 
 
@@ -758,7 +758,7 @@ async def test_a_word_that_is_no_rollout_name_is_refused_and_moves_nothing(
     assert "is not a rollout" in reply and says in reply
     assert "Known rollouts: `phase-4`, `search-v2`." in reply
     assert f"Usage: `/rollout {text.split()[0]} " in reply
-    await asyncio.sleep(0.3)
+    await settle(bot)  # nothing queued that could still reach Slack
     assert await snapshot(http, bot) == was
     assert len(standin.calls_to("chat.postMessage")) == posted  # nothing said in the thread
 

@@ -14,6 +14,7 @@ from bot.app import RolloutBot
 from bot.config import parse_config
 from bot.standin.web_api import SlackStandIn
 from tests.conftest import BotFactory, SlackUser, bot_settings, fresh_postgres
+from tests.support.incidents import settle
 
 ONE = """
 roles: {leads: [U0CORA], operators: [U0FORGE]}
@@ -53,7 +54,8 @@ async def test_two_replicas_share_one_database(
 
     # Both outbox workers run; each message reaches Slack once, in order.
     await standin.wait_for("chat.postMessage", count=5, timeout=60)
-    await asyncio.sleep(2.5)  # both workers poll at least twice more
+    await settle(first)  # every queued message is marked delivered: none can go twice
+    await settle(second)
     texts = [c.params["text"].split("\n")[0] for c in standin.calls_to("chat.postMessage")]
     assert texts == [
         "phase-4: progressing at 5 %",

@@ -1,12 +1,20 @@
-"""The bot as a child process (`python -m bot serve`), for crash tests and benchmarks."""
+"""The bot as a child process (`python -m bot serve`), for crash tests and benchmarks.
+
+`BotProcess(tmp_path, standin, config, clock_file=PATH)` runs it on a clock a test steps
+(`bot.clock.write_clock_file`); `kill()` then `start()` again is a crash and a restart on the
+same database; `until(SQL, holds)` waits for its SQLite file to show a condition.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,7 @@ class BotProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
+        self.db_path = tmp_path / "bot.db"  # unless `database_url` names another
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / (f"{replica_id}.log" if replica_id else "bot.log")
         self.clock_file = clock_file
@@ -51,7 +60,7 @@ class BotProcess:
             "SLACK_BOT_TOKEN": "xoxb-test",
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": standin.api_url,
-            "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{self.db_path}",
             "ROLLOUT_CONFIG": str(config),
             "PORT": str(self.port),
             **({"REPLICA_ID": replica_id} if replica_id else {}),
@@ -96,9 +105,35 @@ class BotProcess:
             answer: dict[str, Any] = await response.json()
             return answer
 
+    def query(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        """Rows of the bot's SQLite file, read beside the bot (WAL: it never waits for the
+        bot, nor the bot for it)."""
+        db = sqlite3.connect(
+            f"file:{self.db_path}?mode=ro", uri=True, timeout=30, isolation_level=None
+        )
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    async def until(self, sql: str, holds: Callable[[list[tuple[Any, ...]]], bool],
+                    timeout: float = 60.0) -> list[tuple[Any, ...]]:
+        """Wait until the rows of `sql` satisfy `holds`; the rows."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            rows = self.query(sql) if self.db_path.exists() else []
+            if holds(rows):
+                return rows
+            if loop.time() > deadline:
+                raise AssertionError(f"not so within {timeout:g}s: {sql} gave {rows}")
+            await asyncio.sleep(0.02)
+
     async def kill(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it died by itself meanwhile
+                self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
 
     async def stop(self, within: float = 15.0) -> None:
