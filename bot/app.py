@@ -58,6 +58,7 @@ from commands.handle import Handler
 from storage.change_stamp import stamp_reader
 from storage.claims import OUTBOX, TIMER, Claims, default_replica_id
 from storage.db import create_engine, default_url, migrate, reader, sessionmaker
+from storage.sole_process import SoleProcess, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,17 @@ LOCAL_SIGNING_SECRET = "local-signing-secret"
 
 
 DRAIN_SECONDS = 10.0  # at stop, how long deliveries and timers in flight may finish
+
+# Timer kinds that wait while one of these kinds is due, so that what they decide or say
+# holds for the moment they run at: a soak's end decides on the gates measured then; a
+# summary describes the gates measured, the soaks ended and the pages sent; the day's
+# summary comes after its threads' checkpoints. Pages never wait for the gates.
+_SUMMARIES_AFTER = (GATES, SOAK, EXPIRY, TIMER_KIND)
+RUNS_AFTER: dict[str, tuple[str, ...]] = {
+    SOAK: (GATES,),
+    CHECKPOINT: _SUMMARIES_AFTER,
+    DAILY: (*_SUMMARIES_AFTER, CHECKPOINT),
+}
 
 
 class RolloutBot:
@@ -79,16 +91,21 @@ class RolloutBot:
         *,
         metrics_source: MetricsSource | None = None,
         poll_seconds: float = 1.0,
+        measure_at_clock: bool = False,
     ) -> None:
+        """`measure_at_clock`: gates ask Prometheus for the value at `clock`'s now (a
+        stepped clock over a Prometheus holding that period's history)."""
         self.config = config
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics_source = metrics_source  # None: Prometheus at the configured URL
+        self.measure_at_clock = measure_at_clock
         # The longest the background loops wait, in real time, before looking again; the
         # demo's compressed time needs them much shorter than a real bot does.
         self.poll_seconds = poll_seconds
         self.metrics = Metrics()
         self.standin: SlackStandIn | None = None
+        self.sole: SoleProcess | None = None  # the lock on a SQLite file, while serving
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._socket: CheckedSocketModeHandler | None = None
@@ -137,12 +154,21 @@ class RolloutBot:
         log.info("Button values are sealed with a key derived from %s", what)
         client = SealedWebClient(token=token, base_url=api_url, retry_handlers=[], seal=self.seal)
 
-        self.engine = create_engine(settings.database_url or default_url())
+        database_url = settings.database_url or default_url()
+        # One bot per SQLite file; holding it alone, this bot takes over what a crashed
+        # predecessor left claimed at once (`storage.sole_process`).
+        sqlite = sqlite_file(database_url)
+        self.sole = SoleProcess(sqlite) if sqlite is not None else None
+        if self.sole is not None:
+            self.sole.acquire()
+        self.engine = create_engine(database_url)
         await migrate(self.engine)
         self.stamps = stamp_reader(self.engine)  # what `/rollout status` reads first
         sessions = sessionmaker(self.engine)
         # What this replica runs; on PostgreSQL shown to the others by advisory locks.
-        self.claims = Claims(self.engine, settings.replica_id or default_replica_id())
+        self.claims = Claims(
+            self.engine, settings.replica_id or default_replica_id(), sole=self.sole is not None
+        )
         specs = self.config.specs()
         self.outbox = OutboxWorker(
             sessions,
@@ -187,7 +213,7 @@ class RolloutBot:
         await self.service.prepare()
         await self.gates.follow_config()
         self.scheduler.on(GATES, self.gates.tick)
-        self.scheduler.on(SOAK, self.gates.soak_ended)
+        self.scheduler.on(SOAK, self.gates.soak_ended, after=RUNS_AFTER[SOAK])
         self.scheduler.on(WEBHOOK, self.webhooks.deliver)
         self.service.on_change.append(self.outbox.kick.set)
         self.service.on_change.append(self.scheduler.kick.set)
@@ -343,6 +369,8 @@ class RolloutBot:
         await self.claims.close()
         self.stamps.close()
         await self.engine.dispose()
+        if self.sole is not None:
+            self.sole.release()
 
     def replica(self) -> dict[str, object]:
         """Which replica this is and what it runs now (for `GET /healthz`)."""
@@ -399,8 +427,15 @@ class RolloutBot:
         )
         self.service.hooks.append(checkpoints.on_decision)
         checkpoints.on_change += [self.outbox.kick.set, self.scheduler.kick.set]
-        self.scheduler.on(CHECKPOINT, checkpoints.on_checkpoint, lease=timedelta(minutes=2))
-        self.scheduler.on(DAILY, checkpoints.on_daily, lease=timedelta(minutes=10))
+        self.scheduler.on(
+            CHECKPOINT,
+            checkpoints.on_checkpoint,
+            lease=timedelta(minutes=2),
+            after=RUNS_AFTER[CHECKPOINT],
+        )
+        self.scheduler.on(
+            DAILY, checkpoints.on_daily, lease=timedelta(minutes=10), after=RUNS_AFTER[DAILY]
+        )
         return checkpoints
 
     @property
@@ -413,7 +448,8 @@ class RolloutBot:
         if not self.config.gates:
             return None
         timeout = self.config.prometheus.timeout.total_seconds()
-        return PrometheusSource(self.prometheus_url, timeout=timeout)
+        at = self.clock if self.measure_at_clock else None
+        return PrometheusSource(self.prometheus_url, timeout=timeout, clock=at)
 
     def now(self) -> datetime:
         return self.clock.now()

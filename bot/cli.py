@@ -39,6 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="read the time from this file (an ISO 8601 instant a driver rewrites) instead "
         "of the system clock: for fault and replica tests that step simulated time",
     )
+    serve.add_argument(
+        "--measure-at-clock",
+        action="store_true",
+        help="gates ask Prometheus for each value at the clock's time, not at Prometheus's "
+        "own now: with --clock-file, over a Prometheus that holds the stepped period",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -262,6 +268,7 @@ def init_command(file: str, example: str, *, force: bool = False) -> int:
 def serve_command(args: argparse.Namespace) -> int:
     from bot.app import RolloutBot  # the server's imports are heavy; check-config skips them
     from bot.clock import FileClock
+    from storage.sole_process import AnotherBot
 
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k)) is not None}
     settings = Settings(**overrides)
@@ -292,9 +299,13 @@ def serve_command(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
 
-    async def run() -> None:
-        bot = RolloutBot(config, settings, clock)
-        await bot.start()
+    async def run() -> int:
+        bot = RolloutBot(config, settings, clock, measure_at_clock=args.measure_at_clock)
+        try:
+            await bot.start()
+        except AnotherBot as exc:
+            print(exc, file=sys.stderr)
+            return 1
         print(f"rollout-bot listening on {bot.url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -302,9 +313,9 @@ def serve_command(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await bot.stop()
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 def rehearse_command(args: argparse.Namespace) -> int:

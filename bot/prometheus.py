@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from bot.clock import Clock
 from bot.domain.assess import Measurement
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,11 @@ class SeriesSource(Protocol):
 
 
 class PrometheusSource:
-    def __init__(self, url: str, timeout: float = 5.0, concurrency: int = 8) -> None:
+    def __init__(
+        self, url: str, timeout: float = 5.0, concurrency: int = 8, clock: Clock | None = None
+    ) -> None:
+        """`clock`: instant queries ask for the value at its now (the moment the bot decides
+        at, which a test may step), not at Prometheus's own now."""
         from prometheus_api_client import PrometheusConnect
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
@@ -105,12 +110,18 @@ class PrometheusSource:
         self._client._session.mount(self.url, adapter)
         self._client._session.hooks["response"].append(_read_bounded)
         self._slots = asyncio.Semaphore(concurrency)
+        self.clock = clock
+
+    def _at(self) -> dict[str, str]:
+        """The `time` parameter of an instant query, when the bot has a clock of its own."""
+        return {} if self.clock is None else {"time": f"{self.clock.now().timestamp():.3f}"}
 
     async def measure(self, query: str) -> Measurement:
         try:
             async with self._slots:
                 result = await asyncio.wait_for(
-                    asyncio.to_thread(self._client.custom_query, query), self.timeout
+                    asyncio.to_thread(self._client.custom_query, query, self._at()),
+                    self.timeout,
                 )
         except TimeoutError:
             return Measurement.down(f"Prometheus did not answer within {self.timeout:g}s")
@@ -124,7 +135,9 @@ class PrometheusSource:
 
         def ask() -> Any:
             response = self._client._session.post(
-                f"{self.url}/api/v1/query", data={"query": query}, timeout=self.timeout
+                f"{self.url}/api/v1/query",
+                data={"query": query, **self._at()},
+                timeout=self.timeout,
             )
             if response.status_code != 200:
                 raise PrometheusRefused(f"HTTP {response.status_code}: {response.text[:300]}")

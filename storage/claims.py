@@ -8,8 +8,10 @@ poll takes the item over at once instead of waiting for the claim's lease to run
 Claims on PostgreSQL are therefore decided by the lock, and the lease only spaces out the
 retries of a handler that failed.
 
-SQLite serves one process: `shared` is False, nothing is locked in the database, and
-claims are decided by the lease alone, as they always were.
+SQLite serves one process (`storage.sole_process` locks the file): `shared` is False and
+nothing is locked in the database, but a claim found in the file that this bot does not
+hold can only be a dead bot's, so it is taken over at once too (`takes_over`). Without
+that lock (an in-process bot in a test), claims are decided by their lease alone.
 """
 
 from __future__ import annotations
@@ -63,20 +65,25 @@ async def claiming(claims: Claims | None) -> AsyncIterator[None]:
 class Claims:
     """The items this replica holds, and (on PostgreSQL) the advisory locks that show it."""
 
-    def __init__(self, engine: AsyncEngine, replica: str) -> None:
+    def __init__(self, engine: AsyncEngine, replica: str, *, sole: bool = False) -> None:
+        """`sole`: this bot is the only process on its SQLite file (it holds the lock)."""
         self.engine = engine
         self.replica = replica
         self.shared = engine.dialect.name == "postgresql"
+        # Whether a claim this bot does not hold is known to be free unless another live
+        # process holds it: asked of each item's advisory lock on PostgreSQL; on a SQLite
+        # file this bot alone serves, every such claim was left by a bot that died.
+        self.takes_over = self.shared or sole
         self.held: dict[str, datetime] = {}  # item → when it was claimed
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the lock connection
 
     async def hold(self, item: str, now: datetime) -> bool:
-        """Take `item`, unless on PostgreSQL this replica or another live one holds it (on
-        SQLite the lease alone decided, before this is asked)."""
+        """Take `item`, unless this bot holds it already or, on PostgreSQL, another live
+        replica does (on SQLite nobody else can)."""
+        if item in self.held:  # advisory locks nest: this replica must not ask twice
+            return False
         if self.shared:
-            if item in self.held:  # advisory locks nest: this replica must not ask twice
-                return False
             try:
                 got = await self._execute("SELECT pg_try_advisory_lock(:key)", item)
             except Exception:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.claims import OUTBOX, TIMER, Claims, item_name
 from storage.models import (
@@ -217,8 +219,9 @@ class Repository:
         """The oldest pending message of each channel that is due and not leased to another
         worker; each is leased to the caller. A channel whose head waits, waits whole.
 
-        With `claims` on PostgreSQL, a head whose lease still runs is the caller's too when
-        the replica that leased it died (its advisory lock is free); each head taken is
+        With `claims` that take over (PostgreSQL, or a SQLite file this bot alone serves), a
+        head whose lease still runs is the caller's too when the bot that leased it died
+        (its advisory lock is free; on SQLite, it is not this bot's); each head taken is
         held in `claims` until the caller releases it."""
         pending = OutboxRow.delivered_at.is_(None) & OutboxRow.failed_at.is_(None)
         heads = (
@@ -226,7 +229,7 @@ class Repository:
         ).scalar_subquery()
         query = select(OutboxRow).where(OutboxRow.id.in_(heads), OutboxRow.next_attempt_at <= now)
         leased = case((OutboxRow.lease_until >= now, 1), else_=0)
-        if claims is None or not claims.shared:
+        if claims is None or not claims.takes_over:
             query = query.where(leased == 0)
         else:  # leased ones last: most are in flight on a live replica and stay its own
             mine = [int(key) for key in claims.holding(OUTBOX)]
@@ -398,18 +401,35 @@ class Repository:
         leases_by_kind: Mapping[str, timedelta] | None = None,
         limit: int = 100,
         claims: Claims | None = None,
+        after: Mapping[str, Sequence[str]] | None = None,
     ) -> list[DueTimer]:
         """Due timers not leased to another loop; each is leased to the caller (for
         `leases_by_kind[kind]`, else `lease`), and its token moves on, so only the claimer
         may finish it.
 
-        With `claims` on PostgreSQL, a timer another replica claimed is the caller's too
-        when that replica died (its advisory lock is free), lease or not; a lease left by
+        With `claims` that take over (PostgreSQL, or a SQLite file this bot alone serves), a
+        timer another bot claimed is the caller's too when that bot died (its advisory lock
+        is free; on SQLite, it is not this bot's), lease or not; a lease left by
         a handler that failed (`claimed_by` cleared) still spaces out its retries. Each
-        timer taken is held in `claims` until the caller releases it."""
+        timer taken is held in `claims` until the caller releases it.
+
+        `after` orders kinds: a timer of kind K is not claimed while a timer of one of the
+        kinds `after[K]` is due, unless that one failed and waits out its lease (so a
+        failing handler never holds the others back for good)."""
         free = (TimerRow.lease_until.is_(None)) | (TimerRow.lease_until < now)
         query = select(TimerRow).where(TimerRow.due_at <= now)
-        if claims is None or not claims.shared:
+        for kind, earlier_kinds in (after or {}).items():
+            earlier = aliased(TimerRow)
+            failed = (
+                earlier.claimed_by.is_(None)
+                & earlier.lease_until.is_not(None)
+                & (earlier.lease_until >= now)
+            )
+            waiting = exists().where(
+                earlier.kind.in_(list(earlier_kinds)), earlier.due_at <= now, ~failed
+            )
+            query = query.where(~((TimerRow.kind == kind) & waiting))
+        if claims is None or not claims.takes_over:
             query = query.where(free).order_by(TimerRow.due_at)
         else:  # claimed ones last: most run on a live replica and stay its own
             query = query.where(free | TimerRow.claimed_by.is_not(None))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -54,6 +54,7 @@ class Scheduler:
         self.lease = lease
         self.handlers: dict[str, TimerHandler] = {}
         self.leases: dict[str, timedelta] = {}
+        self.after: dict[str, tuple[str, ...]] = {}  # kind → the kinds that run before it
         self._slots = asyncio.Semaphore(concurrency)
         self.kick = asyncio.Event()
         self.stopping = False  # set by `drain`: finish the timers in flight, then return
@@ -63,10 +64,21 @@ class Scheduler:
         self.stopping = True
         self.kick.set()
 
-    def on(self, kind: str, handler: TimerHandler, *, lease: timedelta | None = None) -> None:
+    def on(
+        self,
+        kind: str,
+        handler: TimerHandler,
+        *,
+        lease: timedelta | None = None,
+        after: Sequence[str] = (),
+    ) -> None:
+        """Run `handler` for due timers of `kind`; `after`: not while a timer of one of
+        these kinds is due (a checkpoint describes the gates measured at its moment)."""
         self.handlers[kind] = handler
         if lease is not None:
             self.leases[kind] = lease
+        if after:
+            self.after[kind] = tuple(after)
 
     async def run(self) -> None:
         while not self.stopping:
@@ -82,6 +94,10 @@ class Scheduler:
                 except Exception:  # e.g. the database locked past its busy timeout
                     log.exception("scheduler could not read the next due time; polling")
                     next_due = None
+                if next_due is not None and next_due <= self.clock.now():
+                    # Due but not claimable: waiting for a kind it runs after, which another
+                    # replica is running. Look again after a poll, not in a busy loop.
+                    next_due = None
                 await wait_until_due(self.clock, next_due, self.kick, self.poll_seconds)
 
     async def run_due(self) -> int:
@@ -89,7 +105,7 @@ class Scheduler:
         # A claim that does not commit holds nothing (`claiming` lets it go).
         async with claiming(self.claims), self.sessions() as session, session.begin():
             due = await Repository(session).claim_due_timers(
-                self.clock.now(), self.lease, self.leases, claims=self.claims
+                self.clock.now(), self.lease, self.leases, claims=self.claims, after=self.after
             )
         await asyncio.gather(*(self._run_in_slot(timer) for timer in due))
         return len(due)

@@ -735,6 +735,14 @@ class SlackStandIn:
         """Messages stored for a channel (name or id), oldest first, replies included."""
         return copy.deepcopy(self._channel(self.channel_id(channel)).messages)
 
+    def conversations(self) -> dict[str, list[JsonDict]]:
+        """Every conversation holding messages (channels and DMs, by id), as `messages`."""
+        return {
+            channel.id: copy.deepcopy(channel.messages)
+            for channel in self._channels.values()
+            if channel.messages
+        }
+
     def seed_message(
         self,
         channel: str,

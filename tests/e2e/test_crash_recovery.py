@@ -62,3 +62,18 @@ async def test_sigkill_before_delivery_then_restart_delivers_once(
     assert delivered[1].params["thread_ts"] == delivered[0].response["ts"]
     assert (state["state"], state["percent"], state["version"]) == ("progressing", 5, 1)
     assert [e["verb"] for e in state["events"]] == ["start"]
+
+
+async def test_a_second_bot_on_the_same_sqlite_file_is_refused(
+    tmp_path: Path, bot_process: BotProcess, standin: SlackStandIn
+) -> None:
+    """Two bots on one SQLite file would each take the other's claims for a dead bot's:
+    the second is refused at once, says why and what to do, and the first serves on."""
+    await bot_process.start()
+    second = BotProcess(tmp_path, standin, CONFIG, replica_id="second")
+    with pytest.raises(AssertionError, match="did not come up"):
+        await second.start(within=60)
+    assert second.process is not None and second.process.returncode == 1
+    said = second.log_path.read_text()
+    assert "is in use by another rollout-bot" in said and "PostgreSQL" in said, said
+    assert (await bot_process.health())["ok"] is True

@@ -1,5 +1,7 @@
 """Claims of timers and outbox messages by several replicas on one PostgreSQL database:
-never the same row twice, and a claimer whose connection dies lets go at once."""
+never the same row twice, and a claimer whose connection dies lets go at once. On a SQLite
+file one bot holds alone, what a dead bot left claimed is taken over at once too. And kinds
+run in order: a checkpoint waits for the gate tick due with it."""
 
 from __future__ import annotations
 
@@ -36,10 +38,10 @@ async def database() -> AsyncIterator[str]:
 class Claimer:
     """One replica's side of claiming: its own engine (pool) and its own lock connection."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, *, sole: bool = False) -> None:
         self.engine: AsyncEngine = create_engine(url)
         self.sessions = sessionmaker(self.engine)
-        self.claims = Claims(self.engine, name)
+        self.claims = Claims(self.engine, name, sole=sole)
 
     async def timers(self, now: datetime = NOW, limit: int = 100) -> list[str]:
         async with self.sessions() as session, session.begin():
@@ -189,16 +191,26 @@ async def test_a_failed_timer_waits_out_its_lease_on_every_replica(database: str
         await second.close()
 
 
-async def test_on_sqlite_the_lease_alone_decides(tmp_path: Path) -> None:
+async def sqlite_database(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     engine = create_engine(url)
     await migrate(engine)
     await engine.dispose()
+    return url
+
+
+async def test_on_sqlite_without_the_file_to_itself_the_lease_alone_decides(
+    tmp_path: Path,
+) -> None:
+    url = await sqlite_database(tmp_path)
     await add_timers(url, ["gates:phase-4"])
     claimer = Claimer(url, "only")
     try:
         assert not claimer.claims.shared
         assert await claimer.timers() == ["gates:phase-4"]
+        assert await claimer.timers(now=NOW + timedelta(minutes=29)) == []
+        # Its handler failed (the scheduler lets go of the claim, the lease stays).
+        await claimer.claims.release(f"{TIMER}:gates:phase-4")
         assert await claimer.timers(now=NOW + timedelta(minutes=29)) == []
         assert await claimer.timers(now=NOW + LEASE + timedelta(seconds=1)) == ["gates:phase-4"]
     finally:
@@ -242,3 +254,68 @@ async def test_a_scheduler_takes_over_the_tick_a_dead_replica_was_running(databa
             await running
         await doomed.close()
         await survivor.close()
+
+
+async def test_a_bot_alone_on_its_sqlite_file_takes_over_what_a_dead_one_left(
+    tmp_path: Path,
+) -> None:
+    """The bot before was killed holding a timer and a message; the one after, holding the
+    file's lock (so the only bot on it), claims both at once, lease or not — and never what
+    it holds itself."""
+    url = await sqlite_database(tmp_path)
+    await add_timers(url, ["gates"])
+    await add_messages(url, ["C1"], per_channel=1)
+    dead = Claimer(url, "before", sole=True)
+    try:
+        assert await dead.timers() == ["gates"] and len(await dead.heads()) == 1
+    finally:
+        await dead.close()  # what it held in memory is gone; the leases stay in the file
+    after = Claimer(url, "after", sole=True)
+    try:
+        assert await after.timers() == ["gates"]
+        assert len(await after.heads()) == 1
+        assert await after.timers() == [] and await after.heads() == []  # its own, running
+    finally:
+        await after.close()
+
+
+async def test_a_kind_waits_for_the_kinds_it_runs_after(tmp_path: Path) -> None:
+    """A checkpoint due together with a gate tick is claimed once the tick has run (it
+    describes the gates as measured then); one whose tick failed does not wait for it."""
+    url = await sqlite_database(tmp_path)
+    bot = Claimer(url, "bot", sole=True)
+    after = {"checkpoint": ("gates",)}
+
+    async def claim(now: datetime = NOW) -> list[str]:
+        async with bot.sessions() as session, session.begin():
+            due = await Repository(session).claim_due_timers(
+                now, LEASE, claims=bot.claims, after=after
+            )
+        return [timer.key for timer in due]
+
+    async def set_timer(key: str, due: datetime) -> None:
+        async with bot.sessions() as session, session.begin():
+            await Repository(session).set_timer(key, key.split(":")[0], due)
+
+    try:
+        await set_timer("gates", NOW - timedelta(minutes=1))
+        await set_timer("checkpoint:phase-4", NOW - timedelta(minutes=5))
+        assert await claim() == ["gates"]  # the checkpoint is older, but waits
+        assert await claim() == []  # while the tick runs
+        await set_timer("gates", NOW + timedelta(seconds=30))  # it ran: the next in 30 s
+        await bot.claims.release(f"{TIMER}:gates")
+        assert await claim() == ["checkpoint:phase-4"]
+        await bot.claims.release(f"{TIMER}:checkpoint:phase-4")
+
+        # A tick that failed waits out its lease; the checkpoint does not wait for it.
+        await set_timer("checkpoint:phase-4", NOW)
+        later = NOW + timedelta(minutes=1)
+        assert await claim(later) == ["gates"]
+        async with bot.sessions() as session, session.begin():
+            row = await Repository(session).timer("gates")
+            assert row is not None
+            await Repository(session).timer_failed("gates", row.token)
+        await bot.claims.release(f"{TIMER}:gates")
+        assert await claim(later) == ["checkpoint:phase-4"]
+    finally:
+        await bot.close()

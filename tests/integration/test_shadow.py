@@ -96,6 +96,16 @@ async def delivered(http: aiohttp.ClientSession, bot: RolloutBot, flags_file: Pa
     return {served["rollout_percentage"], written["rollout_percentage"]}
 
 
+async def until_delivered(
+    http: aiohttp.ClientSession, bot: RolloutBot, flags_file: Path, expected: set[int]
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while (seen := await delivered(http, bot, flags_file)) != expected:
+        assert loop.time() < deadline, f"/flags and the flags file still give {seen}"
+        await asyncio.sleep(0.05)
+
+
 async def api(http: aiohttp.ClientSession, bot: RolloutBot) -> dict[str, Any]:
     async with http.get(f"{bot.url}/api/rollouts/checkout") as response:
         data: dict[str, Any] = await response.json()
@@ -145,7 +155,8 @@ async def test_a_shadow_run_posts_its_decisions_while_flags_stay_at_0(
     # A live start afterwards delivers again.
     await SlackUser(http, bot, "U0CORA").say("start checkout")
     await settle(bot)
-    assert await delivered(http, bot, flags_file) == {5}
+    # The flags file is rewritten by its own loop, kicked by the commit: wait for it.
+    await until_delivered(http, bot, flags_file, {5})
 
 
 async def test_advance_shadow_in_the_config_pages_when_told_to(

@@ -14,7 +14,7 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ class BotProcess:
     """`python -m bot serve` in a child process, on a fixed port and SQLite file.
 
     For replicas: `database_url` (one PostgreSQL database for all), `clock_file` (one
-    stepped clock, `serve --clock-file`) and `replica_id` (REPLICA_ID, also naming the log).
+    stepped clock, `serve --clock-file`) and `replica_id` (REPLICA_ID, also naming the log);
+    `args`: more `serve` options.
     """
 
     def __init__(
@@ -47,12 +48,14 @@ class BotProcess:
         clock_file: Path | None = None,
         replica_id: str | None = None,
         env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
         self.db_path = tmp_path / "bot.db"  # unless `database_url` names another
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / (f"{replica_id}.log" if replica_id else "bot.log")
         self.clock_file = clock_file
+        self.args = list(args)  # more `serve` options
         config = tmp_path / "rollout.yml"
         config.write_text(config_text)
         self.env = {
@@ -81,6 +84,7 @@ class BotProcess:
                 "bot",
                 "serve",
                 *clock,
+                *self.args,
                 env=self.env,
                 stdout=log,
                 stderr=log,

@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app import RUNS_AFTER
 from bot.clock import write_clock_file
 from bot.standin.web_api import SlackStandIn
 from storage.db import create_engine, sessionmaker
+from storage.models import TimerRow
 from tests.conftest import SECRET, fresh_postgres
 from tests.support.bot_process import BotProcess
 from tests.support.fake_service import FakeService
@@ -213,18 +216,29 @@ class Replicas:
         self.now += delta
         write_clock_file(self.clock_file, self.now)
 
-    async def settled(self, within: float = WAIT, but: int = 0) -> None:
-        """Until nothing is due: no timer at or before now (`but` this many, held in
-        flight), no message waiting to go."""
+    async def settled(self, within: float = WAIT, held: str | None = None) -> None:
+        """Until nothing is due: no timer at or before now, no message waiting to go. With
+        `held`, a timer of that kind is in flight, held at the proxy, and the kinds that
+        run after it (`RUNS_AFTER`) wait for it: timers of those kinds may be due too."""
         deadline = asyncio.get_running_loop().time() + within
+        waiting = {kind for kind, before in RUNS_AFTER.items() if held in before}
         while True:
             pending, due = await still_to_do(self.sessions, self.now)
-            if due <= but and not pending:
+            if held is not None:
+                due -= await self._due_of({held, *waiting})
+            if due <= 0 and not pending:
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"not settled within {within:g}s: {due} timers due, "
                                      f"{pending} messages pending at {self.now:%H:%M:%S}")
             await asyncio.sleep(0.05)
+
+    async def _due_of(self, kinds: set[str]) -> int:
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(func.count()).where(TimerRow.due_at <= self.now, TimerRow.kind.in_(kinds))
+            )
+        return int(found or 0)
 
     async def tick(self, delta: timedelta = timedelta(seconds=30)) -> None:
         await self.step(delta)
@@ -256,7 +270,7 @@ class Replicas:
         # Only the held tick is left in flight: no delivery is cut off between Slack
         # accepting a message and the outbox recording it (the one way a message can go
         # twice, whichever replica sends it).
-        await self.settled(but=1)
+        await self.settled(held=gate_timer)
         held = {
             name: len(replica["timers"]) + len(replica["outbox"])
             for name, replica in (await self.holdings()).items()
