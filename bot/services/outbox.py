@@ -256,8 +256,8 @@ class OutboxWorker:
     async def _upload_file(self, row: OutboxRow) -> None:
         """A file (a chart), in the thread of the message named by `thread_ref` when it
         was posted, or in the thread of the rollout the row names, else at the top of the
-        channel. Slack's flow: get an upload URL, send
-        the bytes, complete the upload."""
+        channel. Slack's flow: get an upload URL, send the bytes, complete the upload. An
+        upload an earlier attempt may have completed is looked for first (`file_shared`)."""
         channel, thread_ts = row.channel, None
         ref = row.payload.get("thread_ref")
         if ref:
@@ -269,12 +269,18 @@ class OutboxWorker:
             in_channel, in_thread = await self._thread_target(row)
             if in_channel is not None and in_thread is not None:
                 channel, thread_ts = in_channel, in_thread
+        filename = row.payload["filename"]
+        title = row.payload.get("title", filename)
+        if may_have_posted(row) and await self.posts.file_shared(
+            row, channel=channel, thread_ts=thread_ts, filename=filename, title=title
+        ):
+            return
         await self.client.files_upload_v2(
             channel=channel,
             thread_ts=thread_ts,
             content=base64.b64decode(row.payload["content_b64"]),
-            filename=row.payload["filename"],
-            title=row.payload.get("title", row.payload["filename"]),
+            filename=filename,
+            title=title,
             alt_txt=row.payload.get("alt_txt") or None,  # files.getUploadURLExternal takes it
             initial_comment=row.payload.get("comment") or None,
         )

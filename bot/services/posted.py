@@ -8,7 +8,9 @@ every post carries its outbox row in Slack's message metadata (`event_type`
 message an earlier attempt may have posted, the bot reads the conversation back with
 `include_all_metadata` (`conversations.history` at the top of a channel or DM,
 `conversations.replies` in a thread) and, when the message is there, takes its `ts` as
-the answer instead of posting again.
+the answer instead of posting again. A file upload carries no metadata: before uploading
+again a file an earlier attempt may have shared, the bot looks there for a file of the
+same name and title shared since the file was queued.
 
 Reads want a conversation's ID: a DM's comes from `conversations.open`, and a channel
 named in the config (`#deployments`) has its ID remembered from the first answer Slack
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,9 @@ HISTORY_PAGES, THREAD_PAGES = 5, 25
 UNREADABLE = frozenset(
     {"missing_scope", "not_in_channel", "channel_not_found", "not_allowed_token_type"}
 )
+# How much earlier than the row was queued (by the bot's clock) Slack's clock may date the
+# file it shared for it.
+FILE_CLOCK_SKEW = 60.0
 CHANNEL_REF = "channel-id:"  # the message_refs row that keeps a channel name's ID
 CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -104,6 +109,41 @@ class PostOnce:
 
     async def find(self, row: OutboxRow, channel: str, thread_ts: str | None) -> Posted | None:
         """The message Slack posted for `row`, if it did."""
+        wanted = metadata_of(row)
+        return await self._find(row, channel, thread_ts, lambda m: m.get("metadata") == wanted)
+
+    async def file_shared(
+        self, row: OutboxRow, *, channel: str, thread_ts: str | None, filename: str, title: str
+    ) -> bool:
+        """Whether a file upload that may have been carried out was: a file of this name
+        and title shared there since the row was queued (an upload carries no metadata).
+        Only asked when `may_have_posted(row)`."""
+        since = row.created_at.timestamp() - FILE_CLOCK_SKEW
+
+        def shared(message: Mapping[str, Any]) -> bool:
+            try:
+                stamp = float(message.get("ts") or 0)
+            except ValueError:
+                return False
+            return stamp >= since and any(
+                f.get("name") == filename and f.get("title") == title
+                for f in message.get("files") or []
+                if isinstance(f, Mapping)
+            )
+
+        found = await self._find(row, channel, thread_ts, shared)
+        self.metrics.outbox_lookups.labels("found" if found else "not_found").inc()
+        if found is not None:
+            log.info("outbox file %s was shared already (%s)", row.id, found.ts)
+        return found is not None
+
+    async def _find(
+        self,
+        row: OutboxRow,
+        channel: str,
+        thread_ts: str | None,
+        matches: Callable[[Mapping[str, Any]], bool],
+    ) -> Posted | None:
         try:
             conversation = await self._conversation_id(channel)
             if conversation is None:
@@ -112,7 +152,7 @@ class PostOnce:
                     row.id, channel,
                 )
                 return None
-            return await self._look(row, conversation, thread_ts)
+            return await self._look(conversation, thread_ts, matches)
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
             if getattr(exc.response, "status_code", 200) == 200 and error in UNREADABLE:
@@ -124,9 +164,11 @@ class PostOnce:
             raise  # 429, 5xx: the outbox tries the whole delivery again later
 
     async def _look(
-        self, row: OutboxRow, conversation: str, thread_ts: str | None
+        self,
+        conversation: str,
+        thread_ts: str | None,
+        matches: Callable[[Mapping[str, Any]], bool],
     ) -> Posted | None:
-        wanted = metadata_of(row)
         cursor = ""
         for _ in range(HISTORY_PAGES if thread_ts is None else THREAD_PAGES):
             args: dict[str, Any] = {
@@ -146,7 +188,7 @@ class PostOnce:
             else:
                 page = await self.client.conversations_history(**args)
             for message in page.get("messages") or []:
-                if message.get("metadata") == wanted:
+                if isinstance(message, Mapping) and matches(message):
                     return Posted(conversation, str(message["ts"]))
             cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:

@@ -1,7 +1,8 @@
 """R1, crashes: `rollout-bot serve` SIGKILLed at random moments through a compressed week —
 checkpoints, daily summaries, automatic advances, a breach, the rollback, a page that
 escalates and is acknowledged — and restarted each time on the same SQLite file, ends
-exactly as the same week without a kill: the same Slack transcript (ids and timestamps
+exactly as the same week without a kill, on SQLite and on PostgreSQL alike: the same Slack
+transcript (ids and timestamps
 left out), the same command replies, rollout row, audit log and incidents. So no message,
 page or decision was lost or doubled.
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.conftest import figures, scaled
+from tests.conftest import fresh_postgres
 from tests.support.backfill import backfilled_prometheus, request_counters
 from tests.support.prometheus_server import PrometheusServer
 from tests.support.week_run import Result, Say, Step, Tick, WeekRun
@@ -140,12 +142,23 @@ def differences(clean: Result, killed: Result) -> list[str]:
     return found
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def databases(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str | None, ...]]:
+    """Two fresh databases of one kind, for the week without kills and the week with:
+    None is a SQLite file of each run's own."""
+    if request.param == "sqlite":
+        yield None, None
+        return
+    async with fresh_postgres() as undisturbed, fresh_postgres() as killed:
+        yield undisturbed, killed
+
+
 async def test_a_week_killed_at_random_ends_as_the_week_undisturbed(
-    tmp_path: Path, prometheus: PrometheusServer
+    tmp_path: Path, prometheus: PrometheusServer, databases: tuple[str | None, ...]
 ) -> None:
     steps = week()
     text = config(prometheus.url)
-    clean = await WeekRun(tmp_path / "undisturbed", text).through(T0, steps)
+    clean = await WeekRun(tmp_path / "undisturbed", text, databases[0]).through(T0, steps)
 
     # The week happened: advances on time, checkpoints, a summary each morning, the
     # breach rolled back and paged, the page escalated and acknowledged.
@@ -170,11 +183,11 @@ async def test_a_week_killed_at_random_ends_as_the_week_undisturbed(
     count_kills = scaled(5, 100)
     chosen = sorted(rng.sample(ticks, min(count_kills, len(ticks))))
     kills = {i: rng.uniform(0, clean.settle_seconds[i]) for i in chosen}
-    killed = await WeekRun(tmp_path / "killed", text).through(T0, steps, kills)
+    killed = await WeekRun(tmp_path / "killed", text, databases[1]).through(T0, steps, kills)
 
     messages = sum(len(m) for m in clean.transcript.values())
     figures(
-        "R1 crashes",
+        f"R1 crashes on {'PostgreSQL' if databases[0] else 'SQLite'}",
         seed=seed,
         steps=len(steps),
         kills=killed.kills,

@@ -70,21 +70,11 @@ async def test_the_answer_is_what_bolt_sends_byte_for_byte(
     assert await raw(http, bot, text) == await through_bolt(bot, text)
 
 
-async def test_another_replicas_change_shows_at_once_on_sqlite(
-    make_bot: BotFactory, http: aiohttp.ClientSession, sqlite_url: str
-) -> None:
-    await each_change_shows_at_once(make_bot, http, sqlite_url)
-
-
-async def test_another_replicas_change_shows_at_once_on_postgres(
+async def test_another_replicas_change_shows_at_once(
     make_bot: BotFactory, http: aiohttp.ClientSession, postgres_url: str
 ) -> None:
-    await each_change_shows_at_once(make_bot, http, postgres_url)
-
-
-async def each_change_shows_at_once(
-    make_bot: BotFactory, http: aiohttp.ClientSession, url: str
-) -> None:
+    """Replicas share PostgreSQL (a SQLite file serves one bot: tests/e2e/test_crash_recovery)."""
+    url = postgres_url
     reader = await make_bot(TWO, database_url=url)
     writer = await make_bot(TWO, database_url=url)
     assert "not started" in await said(http, reader, "status phase-4")

@@ -3,6 +3,7 @@ uploaded into its thread with Slack's current flow; gate history from range quer
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import timedelta
@@ -12,6 +13,7 @@ import aiohttp
 import matplotlib.image as mpimg
 from matplotlib.dates import num2date
 
+from bot.app import RolloutBot
 from bot.clock import ManualClock
 from bot.domain.rollout import Advance, Start
 from bot.render.charts import (
@@ -24,6 +26,7 @@ from bot.render.charts import (
 )
 from bot.services.rollouts import Actor
 from bot.standin.web_api import SlackStandIn
+from storage.repository import Repository
 from tests.conftest import BotFactory, SlackUser
 from tests.support.incidents import open_via_opener, settle
 from tests.support.recorded_metrics import RecordedSource
@@ -208,3 +211,38 @@ async def test_the_chart_draws_the_whole_day_with_a_rollback_before_the_restart(
     assert labels == ["start", "rollback", "start"]
     assert [v for _, v in data.percent] == [0, 5, 0, 5]
     assert data.title == "phase-4 · phase_4_deployment · last 24 h"
+
+
+async def bot_until_retried(bot: RolloutBot, clock: ManualClock) -> None:
+    """Until the outbox is empty, moving the clock past each retry's backoff."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        async with bot.service.sessions() as session:
+            if await Repository(session).outbox_depth() == 0:
+                return
+        assert loop.time() < deadline, "the outbox did not empty"
+        await clock.advance(timedelta(seconds=2))
+        await asyncio.sleep(0.05)
+
+
+async def test_a_chart_whose_upload_answer_was_lost_is_shared_once(
+    make_bot: BotFactory, standin: SlackStandIn, http: aiohttp.ClientSession
+) -> None:
+    """Slack completed the upload and shared the chart, but its answer never came: the
+    retry finds the chart in the summary's thread and does not upload it again."""
+    clock = ManualClock()
+    source = RecordedSource(clock, QUERIES)
+    bot = await make_bot(CONFIG, clock=clock, metrics_source=source)
+    await SlackUser(http, bot, "U0CORA").say("start")
+    await settle(bot)
+    standin.lose_next_answer("files.completeUploadExternal")
+    await clock.advance(timedelta(hours=24))
+    await standin.wait_for("files.completeUploadExternal", timeout=60)
+    await bot_until_retried(bot, clock)
+    assert len(standin.calls_to("files.completeUploadExternal")) == 1
+    assert standin.calls_to("conversations.replies"), "the retry did not look first"
+    shared = [
+        f["name"] for m in standin.messages("#deployments") for f in m.get("files", [])
+    ]
+    assert len(shared) == 1 and shared[0].endswith(".png"), shared

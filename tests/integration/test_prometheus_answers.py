@@ -1,13 +1,18 @@
 """Whatever answers at Prometheus's URL, a measurement comes back: garbage, a 500, error
 JSON, a huge or deeply nested answer are each SOURCE_DOWN with what was wrong, never an
-exception and never a value; a real Prometheus behind the same proxy is measured."""
+exception and never a value; a real Prometheus behind the same proxy is measured, and with
+a clock, at the clock's time."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from bot.clock import ManualClock
 from bot.domain.assess import Measurement
 from bot.prometheus import MAX_ANSWER_BYTES, PrometheusSource
+from tests.support.backfill import backfilled_prometheus, request_counters
 from tests.support.fault_proxy import GARBAGE, Answer, FaultProxy, success
 
 EXPECTED = {  # words each answer's error holds
@@ -69,3 +74,41 @@ async def test_a_real_prometheus_behind_the_proxy_is_measured(proxy: FaultProxy)
     proxy.slow(2.0)
     slow = PrometheusSource(proxy.url, timeout=0.5)
     assert "did not answer within 0.5s" in (await slow.measure("up")).error
+
+
+async def test_with_a_clock_a_gate_is_measured_at_the_clocks_time() -> None:
+    """A bot on a stepped clock over a Prometheus holding that period (`serve
+    --measure-at-clock`) reads each value as it was at the clock's time, one query or one
+    for many flags alike; without a clock, at Prometheus's own now, where this one holds
+    nothing."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    turn = start + timedelta(hours=1)
+
+    def traffic(at: datetime) -> tuple[float, float]:
+        return 10.0, 0.01 if at < turn else 0.2
+
+    step = timedelta(seconds=15)
+    text = request_counters({"a": traffic}, start, start + timedelta(hours=2), step)
+    server = await backfilled_prometheus(text)
+    try:
+        clock = ManualClock(start + timedelta(minutes=30))
+        source = PrometheusSource(server.url, timeout=10, clock=clock)
+        ratio = (
+            'sum(rate(http_requests_total{flag="a",code="500"}[5m]))'
+            ' / sum(rate(http_requests_total{flag="a"}[5m]))'
+        )
+        before = await source.measure(ratio)
+        assert before.values == (pytest.approx(0.01, rel=0.05),), before
+        await clock.advance(timedelta(hours=1))
+        after = await source.measure(ratio)
+        assert after.values == (pytest.approx(0.2, rel=0.05),), after
+        grouped = await source.measure_grouped(
+            'sum by (flag) (rate(http_requests_total{code="500"}[5m]))'
+            ' / sum by (flag) (rate(http_requests_total[5m]))',
+            "flag",
+        )
+        assert grouped.error == "" and grouped.values["a"] == (pytest.approx(0.2, rel=0.05),)
+        now = await PrometheusSource(server.url, timeout=10).measure(ratio)
+        assert now.values == () and not now.error, now  # no data at the real now
+    finally:
+        server.close()

@@ -1,16 +1,17 @@
 """A compressed week of rollout, `rollout-bot serve` driven step by step, optionally SIGKILLed.
 
-    run = WeekRun(tmp_path, prometheus_url, config)
-    result = await run.through(steps, kills={3: 0.12, 40: 0.0})   # step → seconds after it
+    run = WeekRun(tmp_path, config_text)                  # or WeekRun(…, postgresql_url)
+    result = await run.through(start, steps, kills={3: 0.12, 40: 0.0})  # step → seconds
 
-The bot is a child process on a SQLite file, a stepped clock (`serve --clock-file`) and
-a Slack stand-in of its own; its gates ask a real Prometheus for the value at the stepped
-time (`--measure-at-clock`), so the same step gives the same answers however often it is
-asked. Each step moves the clock (or sends a signed `/rollout` command), then waits until
-the bot has done all that is due: no timer due, no message waiting. A kill at a step
-SIGKILLs the bot that many real seconds after the step began, whatever it is doing then,
-restarts it on the same file and waits again. The clock never moves while the bot is down
-or catching up, so a run with kills must end exactly as the run without.
+The bot is a child process on a SQLite file (or a PostgreSQL database), a stepped clock
+(`serve --clock-file`) and a Slack stand-in of its own; its gates ask a real Prometheus
+for the value at the stepped time (`--measure-at-clock`), so the same step gives the same
+answers however often it is asked. Each step moves the clock (or sends a signed
+`/rollout` command), then waits until the bot has done all that is due: no timer due, no
+message waiting. A kill at a step SIGKILLs the bot that many real seconds after the step
+began, whatever it is doing then, restarts it on the same database and waits again. The
+clock never moves while the bot is down or catching up, so a run with kills must end
+exactly as the run without.
 
 `Result` holds what a user and an auditor see: the Slack transcript (each conversation's
 messages as they stand, edits applied, ids and timestamps left out), the command replies,
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import write_clock_file
@@ -81,11 +83,14 @@ class Result:
 
 
 class WeekRun:
-    def __init__(self, tmp_path: Path, config_text: str) -> None:
+    """`database_url`: PostgreSQL's (a fresh database) instead of a SQLite file."""
+
+    def __init__(self, tmp_path: Path, config_text: str, database_url: str | None = None) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.tmp_path = tmp_path
         self.config_text = config_text
         self.clock_file = tmp_path / "clock"
+        self.database_url = database_url
 
     async def through(
         self, start: datetime, steps: list[Step], kills: Mapping[int, float] | None = None
@@ -96,8 +101,8 @@ class WeekRun:
         now = start
         write_clock_file(self.clock_file, now)
         bot = BotProcess(self.tmp_path, standin, self.config_text, clock_file=self.clock_file,
-                         args=["--measure-at-clock"])
-        engine = create_engine(f"sqlite+aiosqlite:///{bot.db_path}")
+                         database_url=self.database_url, args=["--measure-at-clock"])
+        engine = create_engine(self.database_url or f"sqlite+aiosqlite:///{bot.db_path}")
         began = time.monotonic()
         replies: list[str] = []
         settle_seconds: list[float] = []
@@ -116,7 +121,7 @@ class WeekRun:
                             await asyncio.sleep(delay)
                             await bot.kill()
                             result_kills += 1
-                            caught += in_flight(bot)
+                            caught += await in_flight(engine)
                             restarting = time.monotonic()
                             await bot.start(within=WAIT)
                             restarts.append(time.monotonic() - restarting)
@@ -175,14 +180,15 @@ async def settled(engine: AsyncEngine, now: datetime, bot: BotProcess) -> None:
         await asyncio.sleep(0.02)
 
 
-def in_flight(bot: BotProcess) -> int:
+async def in_flight(engine: AsyncEngine) -> int:
     """1 when the killed bot left a claim behind: a timer leased, or a message leased."""
-    rows = bot.query(
-        "SELECT (SELECT count(*) FROM timers WHERE lease_until IS NOT NULL AND claimed_by "
-        "IS NOT NULL) + (SELECT count(*) FROM outbox WHERE lease_until IS NOT NULL AND "
-        "delivered_at IS NULL)"
-    )
-    return 1 if rows and rows[0][0] else 0
+    async with engine.connect() as connection:
+        left = await connection.scalar(text(
+            "SELECT (SELECT count(*) FROM timers WHERE lease_until IS NOT NULL AND claimed_by "
+            "IS NOT NULL) + (SELECT count(*) FROM outbox WHERE lease_until IS NOT NULL AND "
+            "delivered_at IS NULL)"
+        ))
+    return 1 if left else 0
 
 
 def transcript(standin: SlackStandIn) -> dict[str, list[dict[str, Any]]]:
