@@ -10,7 +10,7 @@ message an earlier attempt may have posted, the bot reads the conversation back 
 `conversations.replies` in a thread) and, when the message is there, takes its `ts` as
 the answer instead of posting again. A file upload carries no metadata: before uploading
 again a file an earlier attempt may have shared, the bot looks there for a file of the
-same name and title shared since the file was queued.
+same name and title (a chart's name carries its day, and it goes in that day's thread).
 
 Reads want a conversation's ID: a DM's comes from `conversations.open`, and a channel
 named in the config (`#deployments`) has its ID remembered from the first answer Slack
@@ -46,9 +46,6 @@ HISTORY_PAGES, THREAD_PAGES = 5, 25
 UNREADABLE = frozenset(
     {"missing_scope", "not_in_channel", "channel_not_found", "not_allowed_token_type"}
 )
-# How much earlier than the row was queued (by the bot's clock) Slack's clock may date the
-# file it shared for it.
-FILE_CLOCK_SKEW = 60.0
 CHANNEL_REF = "channel-id:"  # the message_refs row that keeps a channel name's ID
 CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -116,16 +113,12 @@ class PostOnce:
         self, row: OutboxRow, *, channel: str, thread_ts: str | None, filename: str, title: str
     ) -> bool:
         """Whether a file upload that may have been carried out was: a file of this name
-        and title shared there since the row was queued (an upload carries no metadata).
-        Only asked when `may_have_posted(row)`."""
-        since = row.created_at.timestamp() - FILE_CLOCK_SKEW
+        and title shared there (an upload carries no metadata). Not bounded by time: the
+        bot's clock and Slack's need not agree (a manual clock, a rehearsal). Only asked
+        when `may_have_posted(row)`."""
 
         def shared(message: Mapping[str, Any]) -> bool:
-            try:
-                stamp = float(message.get("ts") or 0)
-            except ValueError:
-                return False
-            return stamp >= since and any(
+            return any(
                 f.get("name") == filename and f.get("title") == title
                 for f in message.get("files") or []
                 if isinstance(f, Mapping)

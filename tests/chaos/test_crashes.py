@@ -1,10 +1,9 @@
 """R1, crashes: `rollout-bot serve` SIGKILLed at random moments through a compressed week —
 checkpoints, daily summaries, automatic advances, a breach, the rollback, a page that
-escalates and is acknowledged — and restarted each time on the same SQLite file, ends
-exactly as the same week without a kill, on SQLite and on PostgreSQL alike: the same Slack
-transcript (ids and timestamps
-left out), the same command replies, rollout row, audit log and incidents. So no message,
-page or decision was lost or doubled.
+escalates and is acknowledged — and restarted each time on the same database, ends exactly
+as the same week without a kill, on SQLite and on PostgreSQL alike: the same Slack
+transcript (ids and timestamps left out), the same command replies, rollout row, audit log
+and incidents. So no message, page or decision was lost or doubled.
 
 The gates read a real Prometheus holding the week's traffic (backfilled with promtool),
 asked for each value at the stepped clock's time; the clock moves an hour a step, a

@@ -24,8 +24,9 @@ from sqlalchemy import func, select
 
 from bot.app import RolloutBot
 from bot.clock import ManualClock
+from bot.render.incident_blocks import parse_page_ref
 from bot.services.posted import EVENT_TYPE
-from bot.standin.faults import SlackFaults
+from bot.standin.faults import DEFAULT_METHODS, SlackFaults
 from bot.standin.web_api import SlackStandIn
 from storage.models import OutboxRow, TimerRow
 from storage.repository import Repository
@@ -36,17 +37,19 @@ from tests.support.fake_service import FakeService
 from tests.support.prometheus_server import PrometheusServer
 
 TICK = timedelta(seconds=30)
+UPLOADS = frozenset({"files.getUploadURLExternal", "files.completeUploadExternal"})
 POSTS = {"thread_parent", "thread_reply", "message", "incident_post", "incident_reply"}
 EDITS = {"parent_update", "incident_update", "page_update"}
 
 
-def config(rollouts: int, channel: str) -> str:
+def config(rollouts: int, channel: str, daily_summary: str) -> str:
     listed = "\n".join(
         f"  - {{name: r{i}, flag: {flag(i)}, plan: quick, gates: [error_rate]}}"
         for i in range(rollouts)
     )
     return f"""
 channel: "{channel}"
+daily_summary: "{daily_summary}"
 roles:
   leads: [U0CORA]
   operators: [U0FORGE, U0HUDSON]
@@ -178,13 +181,19 @@ async def test_a_failing_slack_delivers_every_message_once_and_in_order(
             QUERY.replace("{flag}", flag(i)), lambda v: v == 0.0, timeout=60
         )
     seed = int(os.environ.get("CHAOS_SEED", "2"))  # another draw of the same faults
-    faults = standin.inject_faults(SlackFaults(seed=seed, lost_answer_rate=0.1))
+    faults = standin.inject_faults(
+        SlackFaults(seed=seed, lost_answer_rate=0.1, methods=DEFAULT_METHODS | UPLOADS)
+    )
     assert faults is not None
     clock = ManualClock(datetime.now(UTC))
     # The channel by its ID: by name, the very first post there, before any answer told
     # the bot its ID, could not be looked for (docs/slack-app.md).
     channel = standin.add_channel("deployments")
-    bot = await make_bot(config(rollouts, channel), clock=clock, prometheus_url=prometheus.url)
+    # The daily summary and its charts go out a few minutes into the green stretch.
+    daily = (clock.now() + timedelta(minutes=4)).strftime("%H:%M")
+    bot = await make_bot(
+        config(rollouts, channel, daily), clock=clock, prometheus_url=prometheus.url
+    )
     run = Run(bot, clock)
     cora = SlackUser(http, bot, "U0CORA")
     for i in range(rollouts):
@@ -248,7 +257,7 @@ async def test_a_failing_slack_delivers_every_message_once_and_in_order(
 
     # Every page once: the chain paged each level once, and each person's DM holds that
     # page and nothing else.
-    pages = [r for r in posts if r.kind == "message" and r.payload.get("ref")]
+    pages = [r for r in posts if parse_page_ref(str(r.payload.get("ref", "")))]
     paged = Counter(r.channel for r in pages)
     assert paged == {"U0FORGE": 1, "U0HUDSON": 1}, paged
     for user in paged:
@@ -256,6 +265,18 @@ async def test_a_failing_slack_delivers_every_message_once_and_in_order(
         assert [m["ts"] for m in in_dm] == [
             landed[r.id][0]["ts"] for r in pages if r.channel == user
         ], (user, [str(m.get("text"))[:60] for m in in_dm])
+
+    # The daily summary's charts went through the same failures: each shared once, in the
+    # summary's thread.
+    charts = [r for r in rows if r.kind == "file"]
+    assert charts, "the daily summary queued no chart"
+    summary = next(r for r in posts if r.payload.get("ref", "").startswith("daily:"))
+    in_channel = standin.messages(summary.channel)
+    shared = Counter(
+        (f["name"], m.get("thread_ts")) for m in in_channel for f in m.get("files", [])
+    )
+    summary_ts = landed[summary.id][0]["ts"]
+    assert shared == Counter((r.payload["filename"], summary_ts) for r in charts), shared
 
     # Edits went through the same failures: each parent shows its last edit (r0 rolled
     # back, r1 advanced), each answered page says who acknowledged it.
@@ -272,7 +293,10 @@ async def test_a_failing_slack_delivers_every_message_once_and_in_order(
         assert "edited" in page and "acknowledged" in str(page).lower(), page
 
     lookups = metric_values(bot, "rollout_bot_outbox_lookups_total")
-    lost_posts = sum(1 for c in standin.calls_to("chat.postMessage") if c.answer_lost)
+    lost_posts = sum(
+        1 for m in ("chat.postMessage", "files.completeUploadExternal")
+        for c in standin.calls_to(m) if c.answer_lost
+    )
     assert lost_posts > 0 and counts["bursts_429"] > 0 and counts["answered_5xx"] > 0, counts
     assert lookups.get("found", 0) == lost_posts, (lookups, lost_posts)
     figures(
@@ -280,6 +304,7 @@ async def test_a_failing_slack_delivers_every_message_once_and_in_order(
         seed=seed,
         messages=len(posts),
         edits=len(edits),
+        charts=len(charts),
         slack_calls_faulted_or_not=counts["calls"],
         answered_5xx=counts["answered_5xx"],
         bursts_429=counts["bursts_429"],
