@@ -119,7 +119,8 @@ async def test_silence_1h_silences_the_group_in_alertmanager_and_unsilence_expir
     (said,) = await standin.wait_for(
         "chat.postMessage", lambda c: incident.silence_id in str(c.params.get("text"))
     )
-    assert said.params["thread_ts"] == incident.thread_ts
+    (incident,) = await incidents(bot)  # its thread's ts, known once its post went out
+    assert incident.thread_ts is not None and said.params["thread_ts"] == incident.thread_ts
     assert "silenced incident #1 in Alertmanager until <!date^" in said.params["text"]
 
     # A new alert of the group is silenced: Alertmanager holds it and sends nothing.
