@@ -74,9 +74,8 @@ async def test_another_replicas_change_shows_at_once(
     make_bot: BotFactory, http: aiohttp.ClientSession, postgres_url: str
 ) -> None:
     """Replicas share PostgreSQL (a SQLite file serves one bot: tests/e2e/test_crash_recovery)."""
-    url = postgres_url
-    reader = await make_bot(TWO, database_url=url)
-    writer = await make_bot(TWO, database_url=url)
+    reader = await make_bot(TWO, database_url=postgres_url)
+    writer = await make_bot(TWO, database_url=postgres_url)
     assert "not started" in await said(http, reader, "status phase-4")
     steps = [
         ("start phase-4", "progressing at 5 %"),
